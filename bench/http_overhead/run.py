@@ -1,0 +1,163 @@
+"""HTTP overhead of recon's instrumentation, and the cost of a scrape.
+
+Builds two recon apps in one process on their own SQLite files, identical but
+for ``instrumentation.init_app`` (metrics hooks, SQLAlchemy events, request
+spans), sends them the same request mix through the WSGI test client in
+alternating rounds, and prints throughput and p50/p99 latency for each and the
+throughput ratio. Then it fills one app's registry with 50 routes x 5 statuses
+of HTTP series and times GET /api/metrics.
+
+    .venv/bin/python bench/http_overhead/run.py [--rounds 10] [--per-round 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+import instrumentation
+import recon
+from recon.auth.service import CurrentUser, issue_token
+from recon.extensions import db
+from recon.projects.service import create_project
+from recon.users.models import Role
+from recon.users.service import create_user
+
+Request = tuple[str, str, dict[str, str]]
+
+
+MODES: dict[str, Callable[[Flask], object] | None] = {
+    "off": lambda app: None,
+    "metrics": lambda app: instrumentation.init_app(app, tracing=False),
+    "metrics+traces": None,  # what create_app does
+}
+
+
+def build(tmp: Path, name: str, *, mode: str = "metrics+traces") -> tuple[Flask, list[Request]]:
+    """A migrated recon app with one user, a token and a project; the request mix for it."""
+    original = recon.register_observability
+    replacement = MODES[mode]
+    if replacement is not None:
+        recon.register_observability = replacement  # type: ignore[assignment]
+    try:
+        app = recon.create_app({
+            "RECON_DATABASE_URL": f"sqlite:///{tmp / name / 'recon.db'}",
+            "RECON_DATA_DIR": str(tmp / name / "data"),
+            "RECON_REDIS_URL": None,
+            "RECON_ADMIN_PASSWORD": None,
+            "RECON_METRICS_TOKEN": None,
+            "RECON_LOG_LEVEL": "ERROR",
+            "RATELIMIT_ENABLED": False,
+        })
+    finally:
+        recon.register_observability = original
+    with app.app_context():
+        upgrade()
+        password = secrets.token_urlsafe(16)
+        user = create_user(session=db.session, username="bench", password=password)
+        raw, _ = issue_token(session=db.session, user=user, ttl=3600)
+        current = CurrentUser(id=user.id, username=user.username, role=Role.analyst)
+        project = create_project(session=db.session, user=current, name="bench")
+        pid = project.id
+        db.session.remove()
+    auth = {"Authorization": f"Bearer {raw}"}
+    mix: list[Request] = [
+        ("GET", "/api/health", {}),
+        ("GET", "/api/auth/me", auth),
+        ("GET", "/api/projects", auth),
+        ("GET", f"/api/projects/{pid}", auth),
+        ("GET", "/api/projects/999999", auth),
+        ("GET", "/api/no-such-route", {}),
+    ]
+    return app, mix
+
+
+def run_round(client: FlaskClient, mix: list[Request], n: int) -> tuple[float, list[float]]:
+    latencies = []
+    started = time.perf_counter()
+    for i in range(n):
+        method, path, headers = mix[i % len(mix)]
+        t0 = time.perf_counter()
+        client.open(path, method=method, headers=headers)
+        latencies.append(time.perf_counter() - t0)
+    return time.perf_counter() - started, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def overhead(tmp: Path, rounds: int, per_round: int) -> dict[str, float]:
+    apps = {mode: build(tmp, mode.replace("+", "-"), mode=mode) for mode in MODES}
+    totals = dict.fromkeys(apps, 0.0)
+    lat: dict[str, list[float]] = {mode: [] for mode in apps}
+    clients = {mode: app.test_client() for mode, (app, _) in apps.items()}
+    for mode, (_, mix) in apps.items():
+        run_round(clients[mode], mix, 60)  # warm caches and code paths
+    order = list(apps)
+    for r in range(rounds):
+        # Rotate the order so drift on a shared machine hits every side alike.
+        for mode in order[r % len(order):] + order[: r % len(order)]:
+            seconds, latencies = run_round(clients[mode], apps[mode][1], per_round)
+            totals[mode] += seconds
+            lat[mode].extend(latencies)
+    n = rounds * per_round
+    rps = {mode: n / totals[mode] for mode in totals}
+    print(f"request mix: {len(apps['off'][1])} routes, {n} requests per side, {rounds} rounds")
+    for mode in apps:
+        loss = (1 - rps[mode] / rps["off"]) * 100
+        print(
+            f"  instrumentation {mode:>14}: {rps[mode]:7.0f} req/s   "
+            f"p50 {pct(lat[mode], 0.5) * 1e3:6.3f} ms   p99 {pct(lat[mode], 0.99) * 1e3:6.3f} ms"
+            f"   throughput loss vs off {loss:5.1f} % (goal < 10 %)"
+        )
+    return rps
+
+
+def scrape_cost(tmp: Path, repeats: int) -> float:
+    app, _ = build(tmp, "scrape")
+    metrics: Any = app.extensions["recon_metrics"]
+    for route in range(50):
+        for status in (200, 201, 400, 404, 500):
+            metrics.record_request("GET", f"/api/bench/route{route}/<int:id>", status, 0.004)
+            metrics.record_query(f"/api/bench/route{route}/<int:id>", "select", "projects", 0.001)
+    client = app.test_client()
+    timings = []
+    size = 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        response = client.get("/api/metrics")
+        timings.append(time.perf_counter() - t0)
+        size = len(response.data)
+    series = sum(1 for line in response.get_data(as_text=True).splitlines()
+                 if line and not line.startswith("#"))
+    p50 = pct(timings, 0.5)
+    print(f"scrape of /api/metrics: {series} samples, {size / 1024:.0f} KiB; "
+          f"p50 {p50 * 1e3:.1f} ms, max {max(timings) * 1e3:.1f} ms over {repeats} "
+          f"(goal < 50 ms)")
+    return p50
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--per-round", type=int, default=300)
+    parser.add_argument("--scrapes", type=int, default=30)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp:
+        overhead(Path(tmp), args.rounds, args.per_round)
+        scrape_cost(Path(tmp), args.scrapes)
+
+
+if __name__ == "__main__":
+    main()

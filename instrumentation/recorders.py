@@ -1,0 +1,119 @@
+"""The small functions the rest of recon calls to record metrics.
+
+They find the current app's ``Metrics`` in ``current_app.extensions`` and do
+nothing when there is none (outside an app context, or an app built without
+instrumentation), so services and jobs never touch the OTel API and never fail
+because metrics are off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from flask import current_app, has_app_context, has_request_context, request
+
+from instrumentation.metrics import Metrics
+
+EXTENSION_KEY = "recon_metrics"
+UNMATCHED_ROUTE = "<unmatched>"
+NO_ROUTE = "<none>"
+OPERATIONS = frozenset({"select", "insert", "update", "delete", "other"})
+
+_route_name: ContextVar[str | None] = ContextVar("recon_route_name", default=None)
+# Set while db_query_timer runs, so the statements inside it are not counted
+# a second time by the cursor events under the same labels.
+_in_timed_call: ContextVar[bool] = ContextVar("recon_in_timed_call", default=False)
+
+
+def current_metrics() -> Metrics | None:
+    """Return the current app's Metrics, or None when there is no app or no metrics."""
+    if not has_app_context():
+        return None
+    metrics = current_app.extensions.get(EXTENSION_KEY)
+    return metrics if isinstance(metrics, Metrics) else None
+
+
+def current_route() -> str:
+    """Return the route label: the request's URL rule, else the route_context name."""
+    if has_request_context():
+        rule = request.url_rule
+        return rule.rule if rule is not None else UNMATCHED_ROUTE
+    return _route_name.get() or NO_ROUTE
+
+
+def in_timed_call() -> bool:
+    return _in_timed_call.get()
+
+
+@contextmanager
+def route_context(name: str) -> Iterator[None]:
+    """Label the queries run outside a request (jobs, CLI) with ``name``."""
+    token = _route_name.set(name)
+    try:
+        yield
+    finally:
+        _route_name.reset(token)
+
+
+@contextmanager
+def db_query_timer(operation: str, table: str) -> Iterator[None]:
+    """Time a whole service call as one observation of the DB query histogram."""
+    token = _in_timed_call.set(True)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - start
+        _in_timed_call.reset(token)
+        metrics = current_metrics()
+        if metrics is not None:
+            op = operation if operation in OPERATIONS else "other"
+            metrics.record_query(current_route(), op, table, elapsed)
+
+
+def record_auth_attempt(outcome: str) -> None:
+    """Count a login attempt: ``success``, ``failure`` or ``locked``."""
+    metrics = current_metrics()
+    if metrics is not None:
+        metrics.auth_attempts.add(1, {"outcome": outcome})
+
+
+def record_authz_denied(reason: str) -> None:
+    """Count a request refused by authorisation (``not_member``, ``role``, ...)."""
+    metrics = current_metrics()
+    if metrics is not None:
+        metrics.authz_denied.add(1, {"reason": reason})
+
+
+def record_rate_limited() -> None:
+    """Count a request answered 429 by the rate limiter."""
+    metrics = current_metrics()
+    if metrics is not None:
+        metrics.rate_limited.add(1)
+
+
+def record_upload_rejected(reason: str) -> None:
+    """Count a rejected upload (``too_large``, ``bad_type``, ``invalid_rows`` ...)."""
+    metrics = current_metrics()
+    if metrics is not None:
+        metrics.upload_rejected.add(1, {"reason": reason})
+
+
+def record_job(status: str, duration_seconds: float | None) -> None:
+    """Count a job reaching ``status``; record its wall time when it ran."""
+    metrics = current_metrics()
+    if metrics is None:
+        return
+    metrics.jobs.add(1, {"status": status})
+    if duration_seconds is not None:
+        metrics.job_duration.record(duration_seconds)
+
+
+def record_records_processed(side: str, n: int) -> None:
+    """Add ``n`` records read on ``side`` (``left`` or ``right``)."""
+    metrics = current_metrics()
+    if metrics is not None and n > 0:
+        metrics.records_processed.add(n, {"side": side})

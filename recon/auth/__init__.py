@@ -1,0 +1,1 @@
+"""Authentication: login, opaque bearer tokens, lockout, the current user."""

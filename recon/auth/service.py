@@ -1,0 +1,148 @@
+"""Login, tokens and lockout.
+
+Tokens are 256-bit random strings given to the client once; the DB keeps their
+SHA-256. Resolving a token goes through the cache (``token:<hash>``), so every
+change that must take effect at once (logout, deactivation, role or password
+change) deletes that key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from instrumentation import record_auth_attempt
+from recon.auth.models import Token
+from recon.auth.passwords import verify_password
+from recon.db_types import utcnow
+from recon.errors import Unauthorized
+from recon.users.models import Role, User
+from recon.users.service import get_by_username
+
+
+class Cache(Protocol):
+    def get_or_set(self, key: str, loader: Any, ttl: int | None = None) -> Any: ...
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """Who is calling: what authorisation needs, cheap to cache."""
+
+    id: int
+    username: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.admin
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    token_ttl: int
+    lockout_threshold: int
+    lockout_seconds: int
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+
+
+# One answer for every failure, so it tells an attacker nothing about which accounts exist.
+BAD_LOGIN = "Invalid username or password, or the account is temporarily locked."
+
+
+def hash_token(raw: str) -> str:
+    """Return the hex SHA-256 of a raw token."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def token_cache_key(token_hash: str) -> str:
+    return f"token:{token_hash}"
+
+
+def login(
+    *, session: Session, username: str, password: str, policy: LoginPolicy
+) -> tuple[str, Token]:
+    """Return a new raw token and its row; raise InvalidCredentials on any failure.
+
+    Every failure counts towards the lockout; at ``lockout_threshold`` failures the
+    account is locked for ``lockout_seconds``, doubled with each further lock.
+    """
+    user = get_by_username(session=session, username=username)
+    password_ok = verify_password(user.password_hash if user else None, password)
+    now = utcnow()
+    if user is None:
+        record_auth_attempt("failure")
+        raise InvalidCredentials(BAD_LOGIN)
+    if user.locked_until is not None and user.locked_until > now:
+        record_auth_attempt("locked")
+        raise InvalidCredentials(BAD_LOGIN)
+    if not password_ok or not user.active:
+        _count_failure(user, now, policy)
+        session.commit()
+        record_auth_attempt("locked" if user.locked_until else "failure")
+        raise InvalidCredentials(BAD_LOGIN)
+    user.failed_logins = 0
+    user.lockouts = 0
+    user.locked_until = None
+    raw, token = issue_token(session=session, user=user, ttl=policy.token_ttl)
+    record_auth_attempt("success")
+    return raw, token
+
+
+def issue_token(*, session: Session, user: User, ttl: int) -> tuple[str, Token]:
+    """Return a new raw token for ``user`` valid for ``ttl`` seconds, and its stored row."""
+    raw = secrets.token_urlsafe(32)
+    token = Token(
+        token_hash=hash_token(raw), user=user, expires_at=utcnow() + timedelta(seconds=ttl)
+    )
+    session.add(token)
+    session.commit()
+    return raw, token
+
+
+def _count_failure(user: User, now: datetime, policy: LoginPolicy) -> None:
+    user.failed_logins += 1
+    user.locked_until = None
+    if user.failed_logins >= policy.lockout_threshold:
+        user.lockouts += 1
+        user.failed_logins = 0
+        seconds = policy.lockout_seconds * 2 ** min(user.lockouts - 1, 10)
+        user.locked_until = now + timedelta(seconds=seconds)
+
+
+def logout(*, session: Session, raw_token: str, cache: Cache) -> None:
+    """Revoke the token at once."""
+    token_hash = hash_token(raw_token)
+    token = session.scalars(select(Token).where(Token.token_hash == token_hash)).first()
+    if token is not None and token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.commit()
+    cache.delete(token_cache_key(token_hash))
+
+
+def authenticate(*, session: Session, raw_token: str, cache: Cache, ttl: int) -> CurrentUser:
+    """Return the user a bearer token belongs to; raise Unauthorized if it is not valid now."""
+    token_hash = hash_token(raw_token)
+
+    def load() -> dict[str, Any] | None:
+        token = session.scalars(select(Token).where(Token.token_hash == token_hash)).first()
+        if token is None or token.revoked_at is not None or not token.user.active:
+            return None
+        user = CurrentUser(id=token.user.id, username=token.user.username, role=token.user.role)
+        return {"user": asdict(user), "expires_at": token.expires_at.timestamp()}
+
+    # The entry never outlives the token: a cached copy can't extend an expired one.
+    entry = cache.get_or_set(token_cache_key(token_hash), load, ttl=ttl)
+    if entry is None or entry["expires_at"] <= utcnow().timestamp():
+        raise Unauthorized("The token is missing, expired or revoked.", code="invalid_token")
+    data = entry["user"]
+    return CurrentUser(id=data["id"], username=data["username"], role=Role(data["role"]))

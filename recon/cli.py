@@ -1,0 +1,96 @@
+"""Flask commands: ``flask --app wsgi create-user NAME --role admin --password-stdin`` and more."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from recon.errors import Conflict
+from recon.extensions import db
+from recon.users.models import Role
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.analyst.value,
+    show_default=True,
+)
+@click.option("--email", default=None)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (else one is generated and printed).",
+)
+@with_appcontext
+def create_user_command(username: str, role: str, email: str | None, password_stdin: bool) -> None:
+    """Create a user."""
+    from recon.users.service import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 12:
+            raise click.UsageError("The password needs at least 12 characters.")
+    else:
+        password = secrets.token_urlsafe(18)
+    try:
+        create_user(
+            session=db.session, username=username, password=password, role=Role(role), email=email
+        )
+    except Conflict as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"created {role} {username!r}")
+    if not password_stdin:
+        click.echo(f"password: {password}")
+
+
+@click.command("bootstrap")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write a generated admin password (mode 0600).",
+)
+@with_appcontext
+def bootstrap_command(password_file: str | None) -> None:
+    """Make sure an admin exists (for `make run`) and say how to log in."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from recon.users.models import User
+    from recon.users.service import create_user
+
+    config = current_app.config
+    name = config["RECON_ADMIN_USERNAME"]
+    if db.session.scalar(select(User.id).limit(1)) is None:
+        password = config["RECON_ADMIN_PASSWORD"] or secrets.token_urlsafe(18)
+        create_user(session=db.session, username=name, password=password, role=Role.admin)
+        if config["RECON_ADMIN_PASSWORD"]:
+            click.echo(f"admin user: {name}  password: from RECON_ADMIN_PASSWORD")
+        else:
+            click.echo(f"admin user: {name}  password (shown once): {password}")
+            if password_file:
+                _write_secret(password_file, password)
+                click.echo(f"the password is also in {password_file}")
+    else:
+        where = "RECON_ADMIN_PASSWORD" if config["RECON_ADMIN_PASSWORD"] else password_file
+        click.echo(f"admin user: {name}  password: as before ({where or 'set when first created'})")
+
+
+def _write_secret(path: str, secret: str) -> None:
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(create_user_command)
+    app.cli.add_command(bootstrap_command)

@@ -1,0 +1,186 @@
+"""Settings from ``RECON_*`` environment variables, parsed once and checked at start-up.
+
+Every variable is listed in ``SETTINGS`` with its type and default; the README's
+configuration table is the same list. A bad value stops the app with a message
+that names the variable (``ConfigError``). Tests pass overrides as a dict.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value the app can not run with."""
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(raw: str) -> int:
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError("expected seconds or a number with s/m/h/d, e.g. 12h")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _csv(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(schemes):
+            raise ValueError("expected a URL starting with " + " or ".join(schemes))
+        return raw
+
+    return parse
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _memory(raw: str) -> str:
+    if not re.match(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", raw, re.I):
+        raise ValueError("expected a size such as 512MB or 4GB")
+    return raw.strip()
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda raw: parse(raw) if raw.strip() else None
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+
+
+VAR_DIR = Path(os.environ.get("RECON_VAR_DIR", "var")).resolve()
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "RECON_DATABASE_URL",
+        _url(("sqlite", "postgresql")),
+        f"sqlite:///{VAR_DIR / 'recon.db'}",
+        "SQLAlchemy URL; PostgreSQL as postgresql+psycopg://user@host/db",
+    ),
+    Setting(
+        "RECON_DATA_DIR",
+        str,
+        str(VAR_DIR / "data"),
+        "where uploaded sources and job results live as Parquet",
+    ),
+    Setting(
+        "RECON_REDIS_URL",
+        _optional(_url(("redis://", "rediss://", "unix://"))),
+        "",
+        "Redis for the L2 cache, rate limits and the Celery broker; empty = none",
+    ),
+    Setting("RECON_TOKEN_TTL", _duration, "12h", "bearer token lifetime (seconds or 30m/12h/7d)"),
+    Setting(
+        "RECON_ADMIN_USERNAME", str, "admin", "admin created at start-up on an empty users table"
+    ),
+    Setting(
+        "RECON_ADMIN_PASSWORD",
+        _optional(str),
+        "",
+        "password of that admin; without it no admin is created at start-up",
+    ),
+    Setting(
+        "RECON_CORS_ORIGINS", _csv, "", "comma-separated origins allowed by CORS; empty = none"
+    ),
+    Setting("RECON_LOGIN_RATE_LIMIT", str, "10/minute", "per-IP limit on POST /api/auth/login"),
+    Setting("RECON_LOCKOUT_THRESHOLD", _positive_int, "5", "failed logins that lock an account"),
+    Setting(
+        "RECON_LOCKOUT_SECONDS",
+        _positive_int,
+        "60",
+        "first lock length; doubles with each further lock",
+    ),
+    Setting("RECON_MAX_UPLOAD_MB", _positive_int, "512", "largest upload accepted (413 above)"),
+    Setting(
+        "RECON_METRICS_TOKEN",
+        _optional(str),
+        "",
+        "bearer token required by /api/metrics; empty = open",
+    ),
+    Setting("RECON_LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("RECON_DB_POOL_SIZE", _positive_int, "5", "PostgreSQL connection pool size"),
+    Setting(
+        "RECON_DB_TIMEOUT",
+        _positive_int,
+        "3",
+        "seconds to wait for a DB connection (and the readiness ping)",
+    ),
+    Setting("RECON_CACHE_TTL", _positive_int, "60", "seconds an entry lives in the cache"),
+    Setting("RECON_CACHE_L1_SIZE", _positive_int, "10000", "entries in the in-process cache"),
+    Setting(
+        "RECON_ENGINE_MEMORY_LIMIT",
+        _memory,
+        "1GB",
+        "DuckDB memory limit per job; larger jobs spill to RECON_DATA_DIR/tmp",
+    ),
+    Setting(
+        "RECON_MAX_CANDIDATES",
+        _positive_int,
+        "50000000",
+        "candidate pairs a rule pass may generate before the job fails",
+    ),
+    Setting("RECON_JOB_THREADS", _positive_int, "2", "jobs run at once by the in-process runner"),
+    Setting("RECON_JOB_TIME_LIMIT", _duration, "1h", "hard time limit of one job attempt"),
+    Setting(
+        "RECON_PROXY_HOPS",
+        int,
+        "0",
+        "trusted reverse proxies in front (X-Forwarded-For), e.g. 1 behind an ingress",
+    ),
+)
+
+
+def load(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the typed settings from ``env`` (default os.environ) with ``overrides`` on top."""
+    env = os.environ if env is None else env
+    overrides = dict(overrides or {})
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            values[setting.name] = overrides.pop(setting.name)
+            continue
+        raw = env.get(setting.name, setting.default)
+        try:
+            values[setting.name] = setting.parse(raw if raw is not None else "")
+        except ValueError as exc:
+            raise ConfigError(f"{setting.name}={raw!r} is invalid: {exc}") from None
+    values.update(overrides)
+    return values

@@ -1,0 +1,1 @@
+"""Users: accounts, global roles, passwords."""

@@ -1,0 +1,115 @@
+"""Users: list, read, create, update, deactivate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from instrumentation import db_query_timer
+from recon.auth.models import Token
+from recon.auth.passwords import hash_password
+from recon.db_types import utcnow
+from recon.errors import Conflict, NotFound
+from recon.pagination import Page, paginate
+from recon.users.models import Role, User
+
+
+def get_users(
+    *, session: Session, q: str | None = None, page: int = 1, per_page: int = 50
+) -> Page[User]:
+    """Return a page of users whose username or email contains ``q``, by username."""
+    query = select(User).order_by(User.username)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(
+            or_(func.lower(User.username).like(pattern), func.lower(User.email).like(pattern))
+        )
+    with db_query_timer("select", "users"):
+        return paginate(session, query, page=page, per_page=per_page)
+
+
+def get_user(*, session: Session, user_id: int) -> User:
+    """Return the user with ``user_id`` or raise NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    return user
+
+
+def get_by_username(*, session: Session, username: str) -> User | None:
+    """Return the user called ``username``, or None."""
+    return session.scalars(select(User).where(User.username == username)).first()
+
+
+def create_user(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    role: Role = Role.analyst,
+    email: str | None = None,
+) -> User:
+    """Return a new active user; a taken username is a Conflict."""
+    user = User(
+        username=username,
+        email=email,
+        role=role,
+        password_hash=hash_password(password),
+        active=True,
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"The username {username!r} is taken.", code="username_taken") from None
+    return user
+
+
+def update_user(*, session: Session, user: User, changes: dict[str, Any]) -> User:
+    """Return ``user`` after applying role, active, email and password changes.
+
+    Deactivating, changing the password or the role revokes the user's tokens, so
+    the change takes effect on their next request.
+    """
+    revoke = False
+    if "password" in changes:
+        user.password_hash = hash_password(changes["password"])
+        revoke = True
+    if "role" in changes and changes["role"] != user.role:
+        user.role = changes["role"]
+        revoke = True
+    if "active" in changes:
+        if not changes["active"] and user.active:
+            revoke = True
+        user.active = changes["active"]
+        if user.active:
+            user.failed_logins = 0
+            user.locked_until = None
+    if "email" in changes:
+        user.email = changes["email"]
+    if revoke:
+        _revoke_tokens(session, user)
+    session.commit()
+    return user
+
+
+def deactivate_user(*, session: Session, user: User) -> User:
+    """Return ``user`` deactivated, with every token revoked."""
+    return update_user(session=session, user=user, changes={"active": False})
+
+
+def _revoke_tokens(session: Session, user: User) -> None:
+    session.execute(
+        update(Token)
+        .where(Token.user_id == user.id, Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def token_hashes_of(*, session: Session, user: User) -> list[str]:
+    """Return the hashes of the user's tokens (to drop them from the cache)."""
+    return list(session.scalars(select(Token.token_hash).where(Token.user_id == user.id)))

@@ -1,0 +1,107 @@
+"""Walk every route in the URL map as each kind of caller and compare with the expected answer.
+
+A new route fails this test until its expected answers are written down below,
+so nobody adds an endpoint without deciding who may call it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from recon.projects.models import ProjectRole
+from recon.users.models import Role
+from tests.conftest import AuthClient
+
+OK = "ok"  # authorised: a 2xx/3xx, or 422 because the matrix sends no valid body
+CALLERS = ("anon", "outsider", "viewer", "editor", "owner", "admin")
+
+
+def answers(anon=401, outsider=404, viewer=OK, editor=OK, owner=OK, admin=OK):
+    return dict(zip(CALLERS, (anon, outsider, viewer, editor, owner, admin), strict=True))
+
+
+PUBLIC = answers(anon=OK, outsider=OK)
+ANY_USER = answers(outsider=OK)
+ADMIN_ONLY = answers(outsider=403, viewer=403, editor=403, owner=403)
+PROJECT_READ = answers()
+PROJECT_WRITE = answers(viewer=403)
+PROJECT_MANAGE = answers(viewer=403, editor=403)
+
+EXPECTED: dict[tuple[str, str], dict[str, object]] = {
+    ("GET", "/api/openapi.json"): PUBLIC,
+    ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/api/health"): PUBLIC,
+    ("GET", "/api/ready"): PUBLIC,
+    ("GET", "/api/metrics"): PUBLIC,  # guarded by RECON_METRICS_TOKEN when set (own test)
+    ("POST", "/api/auth/login"): PUBLIC,
+    ("POST", "/api/auth/logout"): ANY_USER,
+    ("GET", "/api/auth/me"): ANY_USER,
+    ("GET", "/api/users"): ADMIN_ONLY,
+    ("POST", "/api/users"): ADMIN_ONLY,
+    ("GET", "/api/users/<int:user_id>"): ADMIN_ONLY,
+    ("PATCH", "/api/users/<int:user_id>"): ADMIN_ONLY,
+    ("DELETE", "/api/users/<int:user_id>"): ADMIN_ONLY,
+    ("GET", "/api/projects"): ANY_USER,
+    ("POST", "/api/projects"): ANY_USER,
+    ("GET", "/api/projects/<int:pid>"): PROJECT_READ,
+    ("PATCH", "/api/projects/<int:pid>"): PROJECT_MANAGE,
+    ("DELETE", "/api/projects/<int:pid>"): PROJECT_MANAGE,
+    ("GET", "/api/projects/<int:pid>/members"): PROJECT_READ,
+    ("POST", "/api/projects/<int:pid>/members"): PROJECT_MANAGE,
+    ("DELETE", "/api/projects/<int:pid>/members/<int:uid>"): PROJECT_MANAGE,
+}
+
+
+def routes(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, rule
+
+
+def test_every_route_has_expected_answers(app):
+    missing = [f"{m} {r.rule}" for m, r in routes(app) if (m, r.rule) not in EXPECTED]
+    assert not missing, f"add these routes to EXPECTED in {__file__}: {missing}"
+
+
+def _status_matches(status: int, expected: object) -> bool:
+    if expected == OK:
+        return status < 400 or status == 422
+    return status == expected
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_each_caller_gets_the_expected_answer(app, client, factory, caller):
+    failures = []
+    for method, rule in routes(app):
+        expected = EXPECTED.get((method, rule.rule))
+        if expected is None:
+            continue
+        # A fresh world per route, so a DELETE can't change what the next route sees.
+        owner, editor, viewer, outsider = (factory.user() for _ in range(4))
+        admin = factory.user(role=Role.admin)
+        project = factory.project(
+            members={
+                owner: ProjectRole.owner,
+                editor: ProjectRole.editor,
+                viewer: ProjectRole.viewer,
+            }
+        )
+        target = factory.user()
+        who = {
+            "outsider": outsider,
+            "viewer": viewer,
+            "editor": editor,
+            "owner": owner,
+            "admin": admin,
+        }.get(caller)
+        values = {"pid": project.id, "uid": viewer.id, "user_id": target.id}
+        url = rule.build(values, append_unknown=False)[1] if rule.arguments else rule.rule
+        if who is None:
+            response = client.open(url, method=method)
+        else:
+            response = AuthClient(client, who, factory.token(who)).open(method, url, json={})
+        if not _status_matches(response.status_code, expected[caller]):
+            failures.append(
+                f"{method} {rule.rule}: {response.status_code}, expected {expected[caller]}"
+            )
+    assert not failures, "\n".join(failures)

@@ -1,0 +1,3 @@
+from recon import create_app
+
+app = create_app()
