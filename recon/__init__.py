@@ -118,17 +118,20 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     api.init_app(app)
     from recon import cache
+    from recon.storage import Storage
 
     cache.init_app(app)
+    app.extensions["recon_storage"] = Storage(app.config["RECON_DATA_DIR"])
 
 
 def register_blueprints(app: Flask) -> None:
     from recon.auth.views import blp as auth
     from recon.health.views import blp as health
     from recon.projects.views import blp as projects
+    from recon.sources.views import blp as sources
     from recon.users.views import blp as users
 
-    for blueprint in (health, auth, users, projects):
+    for blueprint in (health, auth, users, projects, sources):
         api.register_blueprint(blueprint)
     from recon import ratelimit
 

@@ -84,19 +84,17 @@ class Setting:
     help: str
 
 
-VAR_DIR = Path(os.environ.get("RECON_VAR_DIR", "var")).resolve()
-
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RECON_DATABASE_URL",
         _url(("sqlite", "postgresql")),
-        f"sqlite:///{VAR_DIR / 'recon.db'}",
+        "sqlite:///{var}/recon.db",
         "SQLAlchemy URL; PostgreSQL as postgresql+psycopg://user@host/db",
     ),
     Setting(
         "RECON_DATA_DIR",
         str,
-        str(VAR_DIR / "data"),
+        "{var}/data",
         "where uploaded sources and job results live as Parquet",
     ),
     Setting(
@@ -177,7 +175,10 @@ def load(
         if setting.name in overrides:
             values[setting.name] = overrides.pop(setting.name)
             continue
-        raw = env.get(setting.name, setting.default)
+        raw = env.get(setting.name)
+        if raw is None and setting.default is not None:
+            # The embedded default keeps its files in ./var of the directory it runs from.
+            raw = setting.default.replace("{var}", str(Path.cwd() / "var"))
         try:
             values[setting.name] = setting.parse(raw if raw is not None else "")
         except ValueError as exc:

@@ -171,6 +171,33 @@ class Factory:
         db.session.commit()
         return project
 
+    def source(
+        self, project: Project, user: User, csv: str | None = None, name: str = "source"
+    ) -> Any:
+        """Upload a small CSV through the service, as the API would."""
+        import io
+
+        from recon.sources.service import Upload, create_source
+
+        csv = csv or (
+            f"Reference,Amount,Date\n{uuid.uuid4().hex[:8]},1.00,2024-01-01\nB,2.50,2024-01-02\n"
+        )
+        upload = Upload(
+            stream=io.BytesIO(csv.encode()),
+            filename=f"{name}.csv",
+            name=name,
+            mapping=None,
+            options=None,
+        )
+        return create_source(
+            session=db.session,
+            storage=self.app.extensions["recon_storage"],
+            project=project,
+            user_id=user.id,
+            upload=upload,
+            max_bytes=2**20,
+        )
+
     def token(self, user: User) -> str:
         raw, _ = issue_token(session=db.session, user=user, ttl=3600)
         return raw
