@@ -1,0 +1,1 @@
+"""Data sources: upload, parse and store bank statements and ledgers as canonical Parquet."""

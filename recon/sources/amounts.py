@@ -1,0 +1,121 @@
+"""Exact amounts from text, as DuckDB SQL: a regular expression validates, a DECIMAL cast converts.
+
+Accepted: ``1,234.56``, ``1.234,56`` (decimal ","), ``1 234,56``, ``1'234.56``,
+``(1,234.56)``, ``-12.00``, ``12.00-``, ``+5``, ``$1,234.56``, ``EUR 12``,
+``€ 1.234,56``, ``12 USD``: at most one sign (parentheses count as one) and
+one currency. Digits never pass through a float: the cleaned text is cast
+straight to ``DECIMAL(38, scale)``.
+
+Speed matters here (a million rows per upload): validation is one anchored
+``regexp_full_match`` (no captures, so RE2 runs its DFA); conversion, done
+only once every cell is known valid, deletes the non-digits and casts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIN_SCALE = 2
+MAX_SCALE = 18
+MAX_PRECISION = 38
+SPACES = " \u00a0\u202f"
+WS = "[\\s\u00a0\u202f]*"
+CURRENCY = "(?:[A-Z]{3}|[$€£¥])"
+# Thousands separators accepted besides the other decimal mark when none is given.
+OTHER_SEPARATORS = "'" + SPACES
+
+
+def sql_string(text: str) -> str:
+    """Return ``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """Return ``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _class(chars: str) -> str:
+    """Return ``chars`` escaped for use inside a regular-expression character class."""
+    return "".join("\\" + ch if ch in "]\\^-[" else ch for ch in chars)
+
+
+@dataclass(frozen=True)
+class AmountGrammar:
+    """The amount syntax for one decimal mark (and optionally one thousands separator)."""
+
+    decimal: str = "."
+    thousands: str | None = None
+
+    @property
+    def separators(self) -> str:
+        if self.thousands is not None:
+            return self.thousands
+        return ("," if self.decimal == "." else ".") + OTHER_SEPARATORS
+
+    def number_pattern(self) -> str:
+        d = "\\" + self.decimal
+        grouped = f"\\d{{1,3}}(?:[{_class(self.separators)}]\\d{{3}})+" if self.separators else None
+        plain = f"\\d+(?:{d}\\d*)?|{d}\\d+"
+        return f"(?:{grouped}(?:{d}\\d*)?|{plain})" if grouped else f"(?:{plain})"
+
+    def pattern(self) -> str:
+        """The whole cell, case-insensitive: a number, at most one currency, at most one sign.
+
+        Each place a sign may go is spelled out, so one anchored match validates the cell.
+        """
+        n, w, c = self.number_pattern(), WS, CURRENCY
+        bare = f"(?:{c}{w}{n}|{n}{w}{c}|{n})"
+        forms = [
+            bare,
+            f"[-+]{w}{bare}",  # -12, -$12, -12 EUR
+            f"{c}{w}[-+]{w}{n}",  # $-12, EUR -12
+            f"{n}{w}-(?:{w}{c})?",  # 12-, 12- EUR
+            f"(?:{c}{w}{n}|{n}{w}{c}){w}-",  # EUR 12-, 12 EUR-
+            f"\\({w}{bare}{w}\\)",  # (12), ($12), (12 EUR)
+            f"{c}{w}\\({w}{n}{w}\\)",  # $(12)
+            f"\\({w}{n}{w}\\){w}{c}",  # (12) EUR
+        ]
+        return f"^{w}(?:{'|'.join(forms)}){w}$"
+
+    def valid(self, c: str) -> str:
+        """SQL: the cell is one amount (NULL for NULL)."""
+        return f"regexp_full_match({c}, {sql_string(self.pattern())}, 'i')"
+
+    def fraction_digits(self, c: str) -> str:
+        """SQL: how many decimals a valid cell has (meaningless for invalid ones)."""
+        pattern = sql_string(f"[{_class(self.decimal)}](\\d*)")
+        return f"length(regexp_extract({c}, {pattern}, 1))"
+
+    def value(self, c: str, scale: int) -> str:
+        """SQL: the exact DECIMAL(38, scale) of a cell already known valid; NULL on overflow.
+
+        A valid cell's only digits are the amount's and it has at most one decimal mark,
+        so deleting everything else leaves the number.
+        """
+        digits = f"regexp_replace({c}, {sql_string('[^0-9' + _class(self.decimal) + ']')}, '', 'g')"
+        if self.decimal != ".":
+            digits = f"replace({digits}, {sql_string(self.decimal)}, '.')"
+        sign = f"(CASE WHEN contains({c}, '-') OR contains({c}, '(') THEN '-' ELSE '' END)"
+        return f"TRY_CAST({sign} || {digits} AS DECIMAL({MAX_PRECISION}, {scale}))"
+
+    def integer_digits(self, c: str) -> str:
+        """SQL: how many digits a valid cell has before the decimal mark (for messages)."""
+        number = f"regexp_extract({c}, {sql_string(self.number_pattern())}, 0)"
+        whole = f"split_part({number}, {sql_string(self.decimal)}, 1)"
+        return f"length(ltrim(translate({whole}, {sql_string(self.separators)}, ''), '0'))"
+
+    @staticmethod
+    def currency(c: str) -> str:
+        """SQL: the ISO code written in the cell (``EUR 12``), else NULL."""
+        return f"nullif(upper(regexp_extract({c}, '[A-Za-z]{{3}}', 0)), '')"
+
+
+def blank(column_sql: str) -> str:
+    """SQL: the cell is empty or only spaces."""
+    return f"(coalesce(trim({column_sql}), '') = '')"
+
+
+def choose_scale(max_fraction_digits: int | None) -> int:
+    """Return the source's scale: the most decimals seen, at least 2, at most 18."""
+    return min(max(max_fraction_digits or 0, MIN_SCALE), MAX_SCALE)

@@ -1,0 +1,241 @@
+"""What kind of file an upload is: format, text encoding, delimiter and where the header is.
+
+Everything here looks at the first megabyte at most, except the UTF-8 check and
+the transcoding, which stream the whole file in chunks (C speed, no row loop).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from recon.sources.options import DELIMITERS
+from recon.sources.rejections import UploadRejected, problem
+
+SAMPLE_BYTES = 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+# Signatures of files people upload by mistake, so the answer can say what it saw.
+MAGIC = (
+    (b"%PDF", "a PDF document"),
+    (b"\xd0\xcf\x11\xe0", "a legacy .xls (OLE2) workbook: save it as .xlsx or CSV"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"{\\rtf", "an RTF document"),
+    (b"\x7fELF", "an executable"),
+)
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# Text has almost no control characters; binary data has plenty.
+MAX_CONTROL_RATIO = 0.01
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
+def _format_error(what: str) -> UploadRejected:
+    return UploadRejected(
+        f"The file is {what}, not a CSV or XLSX file.",
+        reason="format",
+        problems=[problem(f"unsupported file: {what}")],
+    )
+
+
+def read_head(path: Path, size: int = SAMPLE_BYTES) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def sniff_format(path: Path, filename: str, head: bytes) -> str:
+    """Return ``csv`` or ``xlsx`` from the magic bytes (the name only breaks ties)."""
+    if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise UploadRejected(
+            "The file is empty.", reason="empty", problems=[problem("the file has no content")]
+        )
+    if head.startswith(b"PK\x03\x04"):
+        if _is_xlsx(path):
+            return "xlsx"
+        raise _format_error("a ZIP archive that is not an XLSX workbook")
+    if filename.lower().endswith(XLSX_SUFFIXES):
+        raise _format_error("named like an XLSX workbook but is not one (no ZIP signature)")
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            raise _format_error(what)
+    return "csv"
+
+
+def _is_xlsx(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+        return False
+    return "xl/workbook.xml" in names
+
+
+def detect_encoding(path: Path, head: bytes, given: str | None) -> str:
+    """Return the Python codec the file decodes with: the given one, or UTF-8 else cp1252."""
+    if head.startswith(UTF16_BOMS):
+        return "utf-16"
+    if given in ("utf-8", "utf-8-sig") or given is None:
+        offset = _first_invalid_utf8(path)
+        if offset is None:
+            return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+        if given is not None:
+            raise UploadRejected(
+                f"The file is not valid {given}: the byte at offset {offset} does not decode. "
+                "Set options.encoding (latin-1 or cp1252) if the file comes from Excel on Windows.",
+                reason="encoding",
+                problems=[problem(f"invalid {given} byte at offset {offset}")],
+            )
+        return "cp1252" if _decodes(path, "cp1252") else "latin-1"
+    return given
+
+
+def _first_invalid_utf8(path: Path) -> int | None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            # ASCII chunks can not be invalid; skipping them keeps the check near memcpy speed.
+            if not (chunk.isascii() and decoder.getstate()[0] == b""):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    return offset + exc.start
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return offset
+    return None
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as handle:
+        try:
+            while chunk := handle.read(CHUNK_BYTES):
+                decoder.decode(chunk)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def to_utf8(path: Path, encoding: str, work_dir: Path) -> Path:
+    """Return a UTF-8 file with the same text (DuckDB reads UTF-8); transcodes when needed."""
+    if encoding in ("utf-8", "utf-8-sig"):
+        return path
+    target = work_dir / "transcoded.csv"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as source, target.open("w", encoding="utf-8", newline="") as out:
+            while chunk := source.read(CHUNK_BYTES):
+                out.write(decoder.decode(chunk))
+            out.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        raise UploadRejected(
+            f"The file does not decode as {encoding}.",
+            reason="encoding",
+            problems=[problem(f"invalid {encoding} data: {exc.reason}")],
+        ) from exc
+    return target
+
+
+def decode_sample(head: bytes, encoding: str) -> str:
+    """Return the sample as text, checked to look like text rather than binary data."""
+    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head)
+    text = text.removeprefix("\ufeff")
+    controls = len(CONTROL_CHARS.findall(text))
+    if "\x00" in text or controls > MAX_CONTROL_RATIO * max(len(text), 1):
+        raise _format_error("binary data")
+    return text
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the table starts in a CSV sample and how wide it is."""
+
+    delimiter: str
+    skip_rows: int
+    header: list[str]
+    width: int
+    ragged: bool  # some rows are shorter than the widest: DuckDB must pad them
+
+
+def sample_records(text: str, delimiter: str, truncated: bool) -> list[list[str]]:
+    """Return the sample's records; the last one is dropped when the sample was cut."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    records: list[list[str]] = []
+    try:
+        records.extend(reader)
+    except csv.Error:
+        # A field past csv's size limit: the records read so far still tell the layout.
+        truncated = True
+    if truncated and records:
+        records.pop()
+    return records
+
+
+def sniff_delimiter(text: str, truncated: bool) -> str:
+    """Return the delimiter whose rows have the most consistent width (ties: , ; tab |)."""
+    best, best_score = ",", (0, 0)
+    for delimiter in DELIMITERS:
+        widths = Counter(len(r) for r in sample_records(text, delimiter, truncated) if any(r))
+        if not widths:
+            continue
+        width, count = max(widths.items(), key=lambda item: (item[1], item[0]))
+        score = (count, width) if width > 1 else (0, 0)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _filled_width(record: list[str]) -> int:
+    for index in range(len(record), 0, -1):
+        if record[index - 1].strip():
+            return index
+    return 0
+
+
+def locate_header(records: list[list[str]], skip_rows: int | None) -> int:
+    """Return the index of the header record: ``skip_rows``, or the first table-wide row."""
+    if skip_rows is not None:
+        return skip_rows
+    widths = [_filled_width(r) for r in records]
+    filled = Counter(w for w in widths if w)
+    if not filled:
+        return 0
+    typical = max(filled.items(), key=lambda item: (item[1], item[0]))[0]
+    for index, record in enumerate(records):
+        if widths[index] >= typical and sum(1 for cell in record if cell.strip()) >= 2:
+            return index
+    return 0
+
+
+def csv_layout(
+    text: str, truncated: bool, *, delimiter: str | None, skip_rows: int | None
+) -> Layout:
+    """Return the delimiter, preamble length, header and width of a CSV sample."""
+    chosen = delimiter or sniff_delimiter(text, truncated)
+    records = sample_records(text, chosen, truncated)
+    index = locate_header(records, skip_rows)
+    if index >= len(records):
+        raise UploadRejected(
+            "The file has no header row"
+            + (f" after skipping {skip_rows} rows." if skip_rows else "."),
+            reason="no_header",
+            problems=[problem("no header row found")],
+        )
+    header = [cell.strip() for cell in records[index]]
+    widths = [len(r) for r in records[index + 1 :] if any(r)]
+    width = max([len(header), *widths])
+    ragged = any(w < width for w in widths) or len(header) < width
+    return Layout(chosen, index, header, width, ragged)

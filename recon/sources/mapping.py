@@ -1,0 +1,239 @@
+"""Which source column feeds which canonical field, and what the other columns are called."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from recon.sources.options import Options
+from recon.sources.rejections import UploadRejected, problem
+
+# Recognised headers, most specific first: the first synonym present wins a field.
+# Compared after normalise(): accents, case, spaces, punctuation and "(...)" removed.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "key": (
+        "reference",
+        "ref",
+        "transactionid",
+        "txnid",
+        "transactionreference",
+        "txnref",
+        "referencenumber",
+        "referenceno",
+        "refno",
+        "refnumber",
+        "bankreference",
+        "paymentid",
+        "paymentreference",
+        "invoice",
+        "invoiceno",
+        "invoicenumber",
+        "invoiceid",
+        "documentno",
+        "documentnumber",
+        "docno",
+        "orderid",
+        "externalid",
+        "id",
+        "key",
+        "referenz",
+        "belegnummer",
+        "referencia",
+    ),
+    "amount": (
+        "amount",
+        "value",
+        "amt",
+        "transactionamount",
+        "netamount",
+        "amountinclvat",
+        "sum",
+        "betrag",
+        "montant",
+        "importe",
+        "bedrag",
+    ),
+    "date": (
+        "date",
+        "transactiondate",
+        "txndate",
+        "bookingdate",
+        "postingdate",
+        "postdate",
+        "valuedate",
+        "entrydate",
+        "settlementdate",
+        "tradedate",
+        "documentdate",
+        "invoicedate",
+        "datum",
+        "buchungstag",
+        "buchungsdatum",
+        "valuta",
+        "wertstellung",
+        "fecha",
+    ),
+    "currency": (
+        "currency",
+        "ccy",
+        "cur",
+        "curr",
+        "currencycode",
+        "isocurrency",
+        "wahrung",
+        "devise",
+        "moneda",
+    ),
+    "description": (
+        "description",
+        "narrative",
+        "memo",
+        "details",
+        "detail",
+        "transactiondetails",
+        "narration",
+        "particulars",
+        "text",
+        "bookingtext",
+        "remarks",
+        "remark",
+        "payee",
+        "counterparty",
+        "desc",
+        "verwendungszweck",
+        "buchungstext",
+        "libelle",
+        "concepto",
+    ),
+    "debit": ("debit", "debitamount", "withdrawal", "withdrawals", "paidout", "moneyout", "dr"),
+    "credit": ("credit", "creditamount", "deposit", "deposits", "paidin", "moneyin", "cr"),
+}
+REQUIRED = ("key", "date")
+# Canonical output columns; an original header equal to one of them (ignoring case,
+# as DuckDB does) gets a suffix.
+RESERVED = ("row", "key", "amount", "date", "currency", "description")
+PARENTHESISED = re.compile(r"\(.*?\)|\[.*?\]")
+NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def normalise(header: str) -> str:
+    """Return the header reduced to lower-case letters and digits, for matching names."""
+    text = unicodedata.normalize("NFKD", PARENTHESISED.sub("", header))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return NOT_ALNUM.sub("", text.casefold())
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Column indexes (0-based) per field, the mapping to report, and the extra columns."""
+
+    fields: dict[str, int]
+    used: dict[str, str | None]
+    extras: list[tuple[int, str]]  # (index, output column name)
+
+
+def _find(headers: list[str], wanted: str) -> int | None:
+    if wanted in headers:
+        return headers.index(wanted)
+    key = normalise(wanted)
+    matches = [i for i, header in enumerate(headers) if normalise(header) == key]
+    return matches[0] if matches else None
+
+
+def resolve(headers: list[str], mapping: dict[str, str | None], options: Options) -> Resolved:
+    """Return which column feeds each canonical field; missing required fields are refused."""
+    given = dict(mapping)
+    if options.debit_column:
+        given.setdefault("debit", options.debit_column)
+        given.setdefault("credit", options.credit_column)
+    fields: dict[str, int] = {}
+    missing: list[str] = []
+    for field, header in given.items():
+        if header is None:
+            continue
+        index = _find(headers, header)
+        if index is None:
+            missing.append(f"{field} (mapped to {header!r})")
+        else:
+            fields[field] = index
+    if missing:
+        raise _missing(headers, missing, given)
+
+    if "amount" in given and "debit" in given:
+        raise UploadRejected(
+            "Map either amount or debit and credit columns, not both.",
+            reason="bad_options",
+            problems=[problem("amount and debit/credit both mapped", column="amount")],
+        )
+    taken = set(fields.values())
+    normalised = [normalise(h) for h in headers]
+    for field, names in SYNONYMS.items():
+        if field in given or (field == "amount" and "debit" in given):
+            continue
+        for name in names:
+            index = next(
+                (i for i, n in enumerate(normalised) if n == name and i not in taken), None
+            )
+            if index is not None:
+                fields[field] = index
+                taken.add(index)
+                break
+    if "amount" in fields:
+        fields.pop("debit", None), fields.pop("credit", None)
+    elif not ("debit" in fields and "credit" in fields):
+        missing.append("amount (or debit and credit)")
+    missing.extend(f for f in REQUIRED if f not in fields and not (f == "date" and f in given))
+    if missing:
+        if not fields and _looks_like_data(headers):
+            raise UploadRejected(
+                "The first row looks like data, not a header: the file needs a header row "
+                "naming its columns (or set options.skip_rows to where the header is).",
+                reason="no_header",
+                problems=[problem("row looks like data", row=0, value=", ".join(headers))],
+            )
+        raise _missing(headers, missing, given)
+
+    used: dict[str, str | None] = {f: headers[i] for f, i in fields.items()}
+    if "date" in given and given["date"] is None:
+        used["date"] = None
+    canonical_columns = {i for f, i in fields.items() if f not in ("debit", "credit")}
+    return Resolved(fields, used, extra_columns(headers, canonical_columns))
+
+
+def extra_columns(headers: list[str], canonical: set[int]) -> list[tuple[int, str]]:
+    """Return (index, name) of every column kept as text, names made unique ignoring case."""
+    seen = set(RESERVED)
+    extras: list[tuple[int, str]] = []
+    for index, header in enumerate(headers):
+        if index in canonical:
+            continue
+        base = header or f"column_{index + 1}"
+        name, suffix = base, 2
+        while name.casefold() in seen:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        seen.add(name.casefold())
+        extras.append((index, name))
+    return extras
+
+
+def _missing(
+    headers: list[str], missing: list[str], given: dict[str, str | None]
+) -> UploadRejected:
+    found = ", ".join(repr(h) for h in headers) or "none"
+    expected = "; ".join(f"{field}: {', '.join(SYNONYMS[field][:4])}..." for field in SYNONYMS)
+    detail = (
+        f"Required column(s) not found: {', '.join(missing)}. Headers found: {found}. "
+        'Pass a mapping such as {"key": "Reference", "amount": "Amount", '
+        '"date": "Date"}, or name the columns as recognised (' + expected + ")."
+    )
+    problems = [problem(f"missing required column: {m}", column=m.split(" ")[0]) for m in missing]
+    return UploadRejected(detail, reason="missing_field", problems=problems, headers=headers)
+
+
+DATA_LIKE = re.compile(r"^[\s$€£(+-]*\d[\d\s.,/:'-]*\)?\s*[A-Za-z]{0,3}$")
+
+
+def _looks_like_data(headers: list[str]) -> bool:
+    filled = [h for h in headers if h.strip()]
+    return not filled or any(DATA_LIKE.match(h) for h in filled)

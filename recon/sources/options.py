@@ -1,0 +1,155 @@
+"""The upload's ``options`` and ``mapping``, checked once, and the parser's limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recon.sources.rejections import UploadRejected, problem
+
+CANONICAL_FIELDS = ("key", "amount", "date", "currency", "description")
+MAPPABLE_FIELDS = (*CANONICAL_FIELDS, "debit", "credit")
+DELIMITERS = (",", ";", "\t", "|")
+DECIMALS = (".", ",")
+# Aliases people type for the encodings recon reads; the value is Python's codec name.
+ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "utf-8-sig": "utf-8-sig",
+    "utf-16": "utf-16",
+    "latin-1": "latin-1",
+    "latin1": "latin-1",
+    "iso-8859-1": "latin-1",
+    "cp1252": "cp1252",
+    "windows-1252": "cp1252",
+}
+MAX_SKIP_ROWS = 10_000
+EXCEL_SERIAL = "excel"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may contain; past these it is refused, not truncated."""
+
+    max_columns: int = 500
+    max_field_bytes: int = 1024 * 1024
+    max_problems: int = 50
+    # An XLSX is a zip: cap what it may expand to so a zip bomb is refused early.
+    max_xlsx_expanded_bytes: int = 4 * 1024**3
+    duckdb_memory_limit: str = "400MB"
+
+
+@dataclass(frozen=True)
+class Options:
+    delimiter: str | None = None
+    encoding: str | None = None
+    decimal: str | None = None
+    thousands: str | None = None
+    date_format: str | None = None
+    debit_column: str | None = None
+    credit_column: str | None = None
+    skip_rows: int | None = None
+    sheet: str | int | None = None
+
+
+def _reject(message: str, column: str) -> UploadRejected:
+    return UploadRejected(
+        f"Invalid options: {message}",
+        reason="bad_options",
+        problems=[problem(message, column=column)],
+    )
+
+
+def _text(raw: dict[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _reject(f"options.{name} must be a non-empty string", name)
+    return value
+
+
+def parse_options(raw: dict[str, Any] | None) -> Options:
+    """Return the validated options; unknown keys and bad values are ``bad_options``."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(Options.__dataclass_fields__))
+    if unknown:
+        known = ", ".join(Options.__dataclass_fields__)
+        raise _reject(f"unknown option(s) {', '.join(unknown)}; known: {known}", unknown[0])
+
+    delimiter = _text(raw, "delimiter")
+    if delimiter is not None:
+        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)
+        if delimiter not in DELIMITERS:
+            raise _reject("options.delimiter must be one of , ; | or tab", "delimiter")
+
+    encoding = _text(raw, "encoding")
+    if encoding is not None:
+        if encoding.lower() not in ENCODINGS:
+            raise _reject(f"options.encoding must be one of {', '.join(ENCODINGS)}", "encoding")
+        encoding = ENCODINGS[encoding.lower()]
+
+    decimal = _text(raw, "decimal")
+    if decimal is not None and decimal not in DECIMALS:
+        raise _reject('options.decimal must be "." or ","', "decimal")
+    thousands = raw.get("thousands")
+    if thousands is not None:
+        if not isinstance(thousands, str) or len(thousands) > 1 or thousands.isalnum():
+            raise _reject("options.thousands must be one separator character or empty", "thousands")
+        if thousands and thousands == (decimal or "."):
+            raise _reject("options.thousands must differ from options.decimal", "thousands")
+
+    date_format = _text(raw, "date_format")
+    if date_format is not None and date_format != EXCEL_SERIAL and "%" not in date_format:
+        raise _reject('options.date_format is a strptime format such as "%d/%m/%Y"', "date_format")
+
+    debit, credit = _text(raw, "debit_column"), _text(raw, "credit_column")
+    if (debit is None) != (credit is None):
+        raise _reject("options.debit_column and options.credit_column go together", "debit_column")
+
+    skip_rows = raw.get("skip_rows")
+    if skip_rows is not None and (
+        isinstance(skip_rows, bool)
+        or not isinstance(skip_rows, int)
+        or not 0 <= skip_rows <= MAX_SKIP_ROWS
+    ):
+        raise _reject(
+            f"options.skip_rows must be an integer from 0 to {MAX_SKIP_ROWS}", "skip_rows"
+        )
+
+    sheet = raw.get("sheet")
+    if sheet is not None and (
+        isinstance(sheet, bool) or not isinstance(sheet, str | int) or sheet == ""
+    ):
+        raise _reject("options.sheet is a sheet name or a 1-based sheet number", "sheet")
+
+    return Options(
+        delimiter=delimiter,
+        encoding=encoding,
+        decimal=decimal,
+        thousands=thousands,
+        date_format=date_format,
+        debit_column=debit,
+        credit_column=credit,
+        skip_rows=skip_rows,
+        sheet=sheet,
+    )
+
+
+def parse_mapping(raw: dict[str, Any] | None) -> dict[str, str | None]:
+    """Return the validated mapping; ``date: null`` says the source has no date column."""
+    mapping: dict[str, str | None] = {}
+    for field, header in (raw or {}).items():
+        if field not in MAPPABLE_FIELDS:
+            raise _reject(
+                f"mapping key {field!r} is not one of {', '.join(MAPPABLE_FIELDS)}", str(field)
+            )
+        if header is None or header == "":
+            if field != "date":
+                raise _reject(f"mapping.{field} must name a column", field)
+            mapping[field] = None
+        elif isinstance(header, str):
+            mapping[field] = header
+        else:
+            raise _reject(f"mapping.{field} must be a column header (a string)", field)
+    return mapping

@@ -1,0 +1,299 @@
+"""Turn an uploaded CSV or XLSX file into the canonical source Parquet.
+
+``ingest_file`` is the only entry point. The file is loaded as text into DuckDB
+(``read_csv`` with every column VARCHAR, or openpyxl rows streamed as Arrow
+batches), checked and converted with set-based SQL, and written with ``COPY``.
+Amounts never become floats. Anything wrong with the file raises
+``UploadRejected``; then nothing is left at ``out_path`` and the temporary
+directory is gone.
+
+Decisions: ``key``, ``amount`` (or debit and credit) and ``date`` are required
+(``mapping={"date": None}`` declares a source without dates); a header with no
+data rows is ``empty``; debit/credit columns are also kept as text columns;
+rows whose cells are all empty are skipped (their numbers are not reused).
+"""
+
+# ruff: noqa: S608 - SQL here is composed from generated column names (c1..cN) and
+# literals quoted by sql_string(); no uploaded text is spliced in unquoted.
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from recon.sources import dialect
+from recon.sources.amounts import sql_string
+from recon.sources.canonical import Canonical, col
+from recon.sources.mapping import Resolved, resolve
+from recon.sources.options import Limits, Options, parse_mapping, parse_options
+from recon.sources.rejections import UploadRejected, problem
+from recon.sources.xlsx import XlsxSheet
+
+__all__ = ["IngestResult", "Limits", "UploadRejected", "ingest_file"]
+
+# A line may hold several fields near the field limit; past this DuckDB refuses it.
+LINE_LIMIT_FIELDS = 8
+MIN_LINE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class IngestResult:
+    row_count: int
+    detected_options: dict[str, Any]
+    mapping: dict[str, str | None]
+    schema: list[dict[str, str]]
+    amount_scale: int
+    sums: dict[str, str]
+    min_date: str | None
+    max_date: str | None
+    columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Loaded:
+    headers: list[str]
+    resolved: Resolved
+    detected: dict[str, Any]
+
+
+def ingest_file(
+    src_path: str | Path,
+    out_path: str | Path,
+    *,
+    filename: str,
+    mapping: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    temp_dir: str | Path | None = None,
+) -> IngestResult:
+    """Write the canonical Parquet of an uploaded file to ``out_path`` and describe it."""
+    limits = limits or Limits()
+    opts = parse_options(options)
+    wanted = parse_mapping(mapping)
+    src, out = Path(src_path), Path(out_path)
+    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
+    with tempfile.TemporaryDirectory(prefix="recon-ingest-", dir=temp_dir) as work:
+        con = duckdb.connect(
+            config={
+                "temp_directory": work,
+                "memory_limit": limits.duckdb_memory_limit,
+                "preserve_insertion_order": True,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            }
+        )
+        try:
+            con.execute("SET enable_progress_bar = false")
+            loaded = _load(con, src, filename, wanted, opts, limits, Path(work))
+            canonical = Canonical(con, loaded.resolved, loaded.headers, opts, limits)
+            (count,) = canonical.one("SELECT count(*) FROM src")
+            if not count:
+                raise UploadRejected(
+                    "The file has a header but no data rows.",
+                    reason="empty",
+                    problems=[problem("no data rows", value=", ".join(loaded.headers))],
+                )
+            canonical.analyse()
+            summary = canonical.write(partial)
+            schema = [
+                {"name": name, "type": kind}
+                for name, kind, *_ in con.execute(
+                    f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(partial))})"
+                ).fetchall()
+            ]
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            con.close()
+    os.replace(partial, out)
+    detected = {
+        **loaded.detected,
+        "decimal": canonical.grammar.decimal,
+        "thousands": opts.thousands,
+        "date_format": canonical.date_format,
+    }
+    return IngestResult(
+        row_count=summary.row_count,
+        detected_options=detected,
+        mapping=loaded.resolved.used,
+        schema=schema,
+        amount_scale=canonical.scale,
+        sums=summary.sums,
+        min_date=summary.min_date,
+        max_date=summary.max_date,
+        columns=[n for i, n in loaded.resolved.extras if i not in canonical.dropped],
+    )
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    src: Path,
+    filename: str,
+    wanted: dict[str, str | None],
+    opts: Options,
+    limits: Limits,
+    work: Path,
+) -> _Loaded:
+    """Load the file into the view ``src(row, c1 .. cN)``; return its header and mapping."""
+    head = dialect.read_head(src)
+    kind = dialect.sniff_format(src, filename, head)
+    if kind == "xlsx":
+        return _load_xlsx(con, src, wanted, opts, limits)
+    encoding = dialect.detect_encoding(src, head, opts.encoding)
+    text = dialect.decode_sample(head, encoding)
+    layout = dialect.csv_layout(
+        text,
+        truncated=len(head) == dialect.SAMPLE_BYTES,
+        delimiter=opts.delimiter,
+        skip_rows=opts.skip_rows,
+    )
+    _check_width(layout.width, limits)
+    headers = layout.header + [""] * (layout.width - len(layout.header))
+    resolved = resolve(headers, wanted, opts)
+    utf8 = dialect.to_utf8(src, encoding, work)
+    line_limit = max(MIN_LINE_BYTES, LINE_LIMIT_FIELDS * limits.max_field_bytes)
+    # DuckDB pads short rows only in its single-threaded reader: use it only when needed.
+    ragged = layout.ragged
+    columns = "{" + ", ".join(f"'{col(i)}': 'VARCHAR'" for i in range(layout.width)) + "}"
+    _create_raw(
+        con,
+        f"""read_csv({sql_string(str(utf8))}, delim={sql_string(layout.delimiter)},
+            quote='"', escape='"', header=false, skip={layout.skip_rows + 1},
+            columns={columns}, auto_detect=false, store_rejects=true, ignore_errors=true,
+            max_line_size={line_limit}, buffer_size={4 * line_limit},
+            null_padding={ragged}, parallel={not ragged})""",
+        headers,
+        limits,
+        first_data_line=layout.skip_rows + 2,
+    )
+    _create_src(con, "rowid + 1 AS row, *", layout.width)
+    detected = {
+        "format": "csv",
+        "delimiter": layout.delimiter,
+        "encoding": encoding,
+        "skip_rows": layout.skip_rows,
+        "sheet": None,
+    }
+    return _Loaded(headers, resolved, detected)
+
+
+def _create_src(con: duckdb.DuckDBPyConnection, columns: str, width: int) -> None:
+    """CREATE VIEW src over raw without the rows whose cells are all empty."""
+    empty = f"coalesce({', '.join(col(i) for i in range(width))}) IS NULL"
+    (blank_rows,) = con.execute(f"SELECT count(*) FROM raw WHERE {empty}").fetchone() or (0,)
+    # Most files have no such rows: then every later scan is spared the filter.
+    where = f" WHERE NOT ({empty})" if blank_rows else ""
+    con.execute(f"CREATE VIEW src AS SELECT {columns} FROM raw{where}")
+
+
+def _check_width(width: int, limits: Limits) -> None:
+    if width > limits.max_columns:
+        raise UploadRejected(
+            f"The file has {width} columns, over the limit of {limits.max_columns}.",
+            reason="too_many_columns",
+            problems=[problem(f"{width} columns (limit {limits.max_columns})", row=0)],
+        )
+
+
+def _create_raw(
+    con: duckdb.DuckDBPyConnection,
+    reader_sql: str,
+    headers: list[str],
+    limits: Limits,
+    *,
+    first_data_line: int,
+) -> None:
+    """CREATE TABLE raw from read_csv; malformed lines are reported, not skipped."""
+    try:
+        con.execute(f"CREATE TABLE raw AS SELECT * FROM {reader_sql}")
+    except duckdb.InvalidInputException as exc:
+        raise _csv_error(exc) from exc
+    (total,) = con.execute("SELECT count(*) FROM reject_errors").fetchone() or (0,)
+    if not total:
+        return
+    rejects = con.execute(
+        "SELECT line, column_idx, error_type, csv_line, error_message FROM reject_errors "
+        f"ORDER BY line, column_idx LIMIT {limits.max_problems}"
+    ).fetchall()
+    problems = []
+    oversized = False
+    for line, column_idx, error_type, csv_line, message in rejects:
+        oversized = oversized or str(error_type) == "LINE SIZE OVER MAXIMUM"
+        column = None
+        if column_idx and 0 < column_idx <= len(headers):
+            column = headers[column_idx - 1] or col(column_idx - 1)
+        problems.append(
+            problem(
+                f"line {line}: {message}",
+                row=int(line) - first_data_line + 1,
+                column=column,
+                value=(csv_line or "").strip("\r\n") or None,
+            )
+        )
+    raise UploadRejected(
+        f"{total} line(s) of the file are not well-formed CSV; nothing was stored.",
+        reason="field_too_large" if oversized else "format",
+        problems=problems,
+        total=int(total),
+        max_problems=limits.max_problems,
+    )
+
+
+def _csv_error(exc: duckdb.Error) -> UploadRejected:
+    # DuckDB's message goes on to list the reader's settings, server paths included.
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    summary = " ".join(ln for ln in lines[:2] if not ln.startswith("file ="))
+    return UploadRejected(
+        f"The file could not be read as CSV: {summary}",
+        reason="format",
+        problems=[problem(summary)],
+    )
+
+
+def _load_xlsx(
+    con: duckdb.DuckDBPyConnection,
+    src: Path,
+    wanted: dict[str, str | None],
+    opts: Options,
+    limits: Limits,
+) -> _Loaded:
+    sheet = XlsxSheet(src, sheet=opts.sheet, skip_rows=opts.skip_rows, limits=limits)
+    try:
+        _check_width(sheet.width, limits)
+        resolved = resolve(sheet.header, wanted, opts)
+        stream = sheet.reader()
+        con.register("xlsx_stream", stream)
+        con.execute("CREATE TABLE raw AS SELECT * FROM xlsx_stream")
+        con.unregister("xlsx_stream")
+    finally:
+        sheet.close()
+    if sheet.failure:
+        raise UploadRejected(
+            f"The XLSX workbook can not be read: {sheet.failure}",
+            reason="format",
+            problems=[problem(sheet.failure)],
+        )
+    if sheet.problems:
+        raise UploadRejected(
+            f"{sheet.rows_with_problems} row(s) have values beyond the header's columns.",
+            reason="format",
+            problems=sheet.problems,
+            total=sheet.rows_with_problems,
+            max_problems=limits.max_problems,
+        )
+    _create_src(con, "*", sheet.width)
+    detected = {
+        "format": "xlsx",
+        "delimiter": None,
+        "encoding": None,
+        "skip_rows": sheet.skip_rows,
+        "sheet": sheet.sheet_name,
+    }
+    return _Loaded(sheet.header, resolved, detected)

@@ -1,0 +1,261 @@
+"""Sources: upload (stream, hash, parse, store), list, read, preview rows, delete.
+
+An upload becomes a source only when everything succeeded: the file is parsed
+into a temporary Parquet file, then the DB row is inserted and the file moved
+into place inside one transaction. Any rejection leaves no row and no file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from instrumentation import db_query_timer, record_upload_rejected
+from recon.audit.service import SYSTEM, Actor, record, snapshot
+from recon.db_types import SessionLike
+from recon.errors import Conflict, NotFound, PayloadTooLarge
+from recon.pagination import Page
+from recon.projects.models import Project
+from recon.sources.models import Source
+from recon.sources.parsing import IngestResult, Limits, UploadRejected, ingest_file
+from recon.storage import Storage
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Upload:
+    stream: IO[bytes]
+    filename: str
+    name: str
+    mapping: dict[str, str] | None
+    options: dict[str, Any] | None
+
+
+def _copy_and_hash(stream: IO[bytes], dest: Path, max_bytes: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := stream.read(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), size
+
+
+def _existing(session: SessionLike, project_id: int, sha256: str) -> Source | None:
+    return session.scalars(
+        select(Source).where(Source.project_id == project_id, Source.sha256 == sha256)
+    ).first()
+
+
+def _duplicate(existing: Source) -> Conflict:
+    return Conflict(
+        f"This file was uploaded already as source {existing.id} ({existing.name!r}).",
+        code="duplicate_source",
+        existing_source_id=existing.id,
+    )
+
+
+def create_source(
+    *,
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    upload: Upload,
+    max_bytes: int,
+    limits: Limits | None = None,
+    actor: Actor = SYSTEM,
+) -> Source:
+    """Return the new source built from ``upload``; raise on any problem, storing nothing."""
+    try:
+        return _create(session, storage, project, upload, max_bytes, limits, actor)
+    except UploadRejected as exc:
+        record_upload_rejected(exc.reason)
+        raise
+    except PayloadTooLarge:
+        record_upload_rejected("too_large")
+        raise
+    except Conflict:
+        record_upload_rejected("duplicate")
+        raise
+
+
+def _create(
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    upload: Upload,
+    max_bytes: int,
+    limits: Limits | None,
+    actor: Actor,
+) -> Source:
+    with (
+        storage.temp_path(Path(upload.filename).suffix.lower()) as raw,
+        storage.temp_path(".parquet") as parquet,
+    ):
+        sha256, size = _copy_and_hash(upload.stream, raw, max_bytes)
+        existing = _existing(session, project.id, sha256)
+        if existing is not None:
+            raise _duplicate(existing)
+        result = ingest_file(
+            raw,
+            parquet,
+            filename=upload.filename,
+            mapping=upload.mapping,
+            options=upload.options,
+            limits=limits,
+            temp_dir=storage.tmp_dir,
+        )
+        return _publish(session, storage, project, actor, upload, result, parquet, sha256, size)
+
+
+def _publish(
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    actor: Actor,
+    upload: Upload,
+    result: IngestResult,
+    parquet: Path,
+    sha256: str,
+    size: int,
+) -> Source:
+    relative = storage.new_source_path(project.id)
+    source = Source(
+        project_id=project.id,
+        name=upload.name,
+        filename=upload.filename,
+        format=result.detected_options.get("format", "csv"),
+        sha256=sha256,
+        size_bytes=size,
+        row_count=result.row_count,
+        path=relative,
+        options=result.detected_options,
+        mapping=result.mapping,
+        schema=result.schema,
+        columns=list(result.columns),
+        amount_scale=result.amount_scale,
+        sums={k: str(v) for k, v in result.sums.items()},
+        min_date=_as_date(result.min_date),
+        max_date=_as_date(result.max_date),
+        created_by_id=actor.id,
+    )
+    session.add(source)
+    try:
+        session.flush()
+        record(
+            session=session,
+            actor=actor,
+            action="source.create",
+            object_type="source",
+            object_id=source.id,
+            project_id=project.id,
+            after=snapshot(source, AUDITED),
+        )
+        storage.move_into_place(parquet, relative)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        storage.remove(relative)
+        existing = _existing(session, project.id, sha256)
+        if existing is None:
+            raise
+        raise _duplicate(existing) from None
+    except BaseException:
+        session.rollback()
+        storage.remove(relative)
+        raise
+    return source
+
+
+AUDITED = ("name", "filename", "sha256", "row_count", "sums")
+
+
+def _as_date(value: Any) -> Any:
+    from datetime import date
+
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def get_sources(
+    *, session: SessionLike, project: Project, page: int = 1, per_page: int = 50
+) -> Page[Source]:
+    """Return a page of the project's sources, newest first."""
+    from recon.pagination import paginate
+
+    query = (
+        select(Source)
+        .where(Source.project_id == project.id)
+        .order_by(Source.created_at.desc(), Source.id.desc())
+    )
+    with db_query_timer("select", "sources"):
+        return paginate(session, query, page=page, per_page=per_page)
+
+
+def get_source(*, session: SessionLike, project: Project, source_id: int) -> Source:
+    """Return the project's source ``source_id`` or raise NotFound (also for other projects')."""
+    with db_query_timer("select", "sources"):
+        source = session.get(Source, source_id)
+    if source is None or source.project_id != project.id:
+        raise NotFound(f"Source {source_id} does not exist in this project.")
+    return source
+
+
+CANONICAL = ("row", "key", "amount", "date", "currency", "description")
+
+
+def get_rows(
+    *, storage: Storage, source: Source, page: int = 1, per_page: int = 50
+) -> Page[dict[str, Any]]:
+    """Return a page of the source's canonical columns, in file order, amounts as exact strings."""
+    path = str(storage.path(source.path))
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            "SELECT row, key, CAST(amount AS VARCHAR), CAST(date AS VARCHAR), currency, "
+            "description FROM read_parquet(?) ORDER BY row LIMIT ? OFFSET ?",
+            [path, per_page, (page - 1) * per_page],
+        ).fetchall()
+    finally:
+        con.close()
+    items = [dict(zip(CANONICAL, row, strict=True)) for row in rows]
+    return Page(items=items, page=page, per_page=per_page, total=source.row_count)
+
+
+def delete_source(
+    *,
+    session: SessionLike,
+    storage: Storage,
+    source: Source,
+    in_use: Callable[[Source], str | None] = lambda s: None,
+    actor: Actor = SYSTEM,
+) -> None:
+    """Delete the source and its file; refused while ``in_use`` names a job using it."""
+    reason = in_use(source)
+    if reason:
+        raise Conflict(f"Source {source.id} is in use by {reason}.", code="source_in_use")
+    path = source.path
+    record(
+        session=session,
+        actor=actor,
+        action="source.delete",
+        object_type="source",
+        object_id=source.id,
+        project_id=source.project_id,
+        before=snapshot(source, AUDITED),
+    )
+    session.delete(source)
+    session.commit()
+    storage.remove(path)
