@@ -1,0 +1,25 @@
+import marshmallow as ma
+
+from recon.pagination import PageArgsSchema, page_schema
+
+
+class AuditEventSchema(ma.Schema):
+    id = ma.fields.Integer()
+    project_id = ma.fields.Integer(allow_none=True)
+    actor_id = ma.fields.Integer(allow_none=True)
+    actor = ma.fields.String(allow_none=True)
+    action = ma.fields.String()
+    object_type = ma.fields.String()
+    object_id = ma.fields.String(allow_none=True)
+    before = ma.fields.Dict(allow_none=True)
+    after = ma.fields.Dict(allow_none=True)
+    request_id = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+
+
+class AuditArgsSchema(PageArgsSchema):
+    object_type = ma.fields.String(load_default=None)
+    action = ma.fields.String(load_default=None)
+
+
+AuditPageSchema = page_schema(AuditEventSchema, "AuditPage")
