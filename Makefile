@@ -24,6 +24,7 @@ run: install ## migrate a SQLite DB under ./var, create the admin, load the demo
 	@mkdir -p var
 	$(BIN)/flask --app wsgi db upgrade
 	@$(BIN)/flask --app wsgi bootstrap --password-file var/admin-password
+	@$(BIN)/flask --app wsgi demo
 	PORT=$(PORT) $(BIN)/gunicorn -c ops/gunicorn.conf.py wsgi:app
 
 test: install ## run the whole test suite with the coverage gate

@@ -31,11 +31,34 @@ METER_VERSION = "0.1.0"
 
 # Request and query latencies: 1 ms to 10 s, roughly 1-2.5-5 per decade.
 SECONDS_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 # Reconciliation jobs run for seconds to an hour; 1 ms buckets would waste series.
 JOB_SECONDS_BUCKETS: tuple[float, ...] = (
-    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
 )
 
 CACHE_LEVELS = frozenset({"l1", "l2"})

@@ -56,6 +56,4 @@ def post_worker_init(worker: Any) -> None:
     if worker.cfg.workers > 1:
         import logging
 
-        logging.getLogger("recon.instrumentation").warning(
-            MULTI_WORKER_WARNING, worker.cfg.workers
-        )
+        logging.getLogger("recon.instrumentation").warning(MULTI_WORKER_WARNING, worker.cfg.workers)

@@ -22,7 +22,11 @@ from recon.extensions import api, db, migrate
 
 log = logging.getLogger("recon")
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+def migrations_dir() -> Path:
+    """The Alembic folder beside the package in a checkout, else ./migrations (the image)."""
+    beside = Path(__file__).resolve().parent.parent / "migrations"
+    return beside if beside.is_dir() else Path.cwd() / "migrations"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -107,15 +111,20 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout): a deferred
+        # transaction that reads and then writes fails at once if another thread wrote
+        # in between. Readers of the WAL are not blocked by it.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def register_extensions(app: Flask) -> None:
+    import recon.models  # noqa: F401  (the whole schema, before anything reads the metadata)
+
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _sqlite_pragmas(db.engine)
-    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    migrate.init_app(app, db, directory=str(migrations_dir()))
     api.init_app(app)
     from recon import cache
     from recon.storage import Storage
@@ -125,17 +134,23 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from recon.analytics.views import blp as analytics
+    from recon.audit.views import blp as audit
     from recon.auth.views import blp as auth
     from recon.health.views import blp as health
+    from recon.jobs.views import blp as jobs
     from recon.projects.views import blp as projects
+    from recon.review.views import blp as review
     from recon.sources.views import blp as sources
     from recon.users.views import blp as users
 
-    for blueprint in (health, auth, users, projects, sources):
+    for blueprint in (health, auth, users, projects, sources, jobs, review, analytics, audit):
         api.register_blueprint(blueprint)
     from recon import ratelimit
+    from recon.jobs import tasks
 
     ratelimit.init_app(app)
+    tasks.init_app(app)
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -207,10 +207,12 @@ class CacheService:
             return
         try:
             self._l2(
-                lambda r: r.pipeline(transaction=False)
-                .delete(key)
-                .publish(self.channel, self._message(key))
-                .execute()
+                lambda r: (
+                    r.pipeline(transaction=False)
+                    .delete(key)
+                    .publish(self.channel, self._message(key))
+                    .execute()
+                )
             )
         except _L2Unavailable:
             with self._lock:

@@ -91,6 +91,54 @@ def _write_secret(path: str, secret: str) -> None:
         handle.write(secret + "\n")
 
 
+@click.command("worker", context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def worker_command(celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker for jobs (needs RECON_REDIS_URL); extra arguments go to Celery."""
+    from flask import current_app
+
+    celery = current_app.extensions.get("celery")
+    if celery is None:
+        raise click.ClickException(
+            "RECON_REDIS_URL is not set: without Redis, jobs run inside the web process."
+        )
+    celery.worker_main(["worker", "--loglevel=INFO", *celery_args])
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Load the demo project (bank vs ledger) with a finished job; does nothing if it exists."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from recon.demo import PROJECT, load_demo
+    from recon.jobs.tasks import InlineRunner
+    from recon.users.models import User
+
+    owner = db.session.scalar(select(User.id).where(User.role == Role.admin).order_by(User.id))
+    if owner is None:
+        raise click.ClickException("Create an admin first (flask --app wsgi bootstrap).")
+    job = load_demo(
+        session=db.session,
+        storage=current_app.extensions["recon_storage"],
+        owner_id=owner,
+        enqueue=InlineRunner(current_app._get_current_object()),  # type: ignore[attr-defined]
+    )
+    if job is None:
+        click.echo(f"demo: {PROJECT!r} is already loaded")
+        return
+    db.session.refresh(job)
+    rate = (job.summary or {}).get("match_rate")
+    click.echo(
+        f"demo: project {job.project_id} {PROJECT!r}, job {job.id} {job.status.value}"
+        + (f", match rate {rate:.1%}" if rate is not None else "")
+    )
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(bootstrap_command)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(demo_command)

@@ -72,6 +72,15 @@ def _memory(raw: str) -> str:
     return raw.strip()
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError("expected one of " + ", ".join(allowed))
+        return raw
+
+    return parse
+
+
 def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return lambda raw: parse(raw) if raw.strip() else None
 
@@ -154,7 +163,24 @@ SETTINGS: tuple[Setting, ...] = (
         "candidate pairs a rule pass may generate before the job fails",
     ),
     Setting("RECON_JOB_THREADS", _positive_int, "2", "jobs run at once by the in-process runner"),
-    Setting("RECON_JOB_TIME_LIMIT", _duration, "1h", "hard time limit of one job attempt"),
+    Setting(
+        "RECON_JOB_TIME_LIMIT",
+        _duration,
+        "1h",
+        "time limit of one job attempt (the worker kills it 60 s later)",
+    ),
+    Setting(
+        "RECON_JOB_RUNNER",
+        _choice("auto", "celery", "thread", "inline"),
+        "auto",
+        "auto = Celery when RECON_REDIS_URL is set, else threads in the web process",
+    ),
+    Setting(
+        "RECON_JOB_VISIBILITY_TIMEOUT",
+        _positive_int,
+        "3900",
+        "seconds before a job whose worker died is delivered again (above the time limit)",
+    ),
     Setting(
         "RECON_PROXY_HOPS",
         int,

@@ -193,10 +193,39 @@ def _from_http_exception(exc: HTTPException) -> APIError:
     if cls is APIError:
         error.status = status
     if status == 405 and getattr(exc, "valid_methods", None):
-        error.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        error.headers["Allow"] = ", ".join(getattr(exc, "valid_methods", None) or [])
     if status == 429:
         error.detail = f"Too many requests: {exc.description}. Retry later."
     return error
+
+
+# SQLSTATE classes that mean "the server is not there or not taking work right now".
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """Whether a DB error means the database can't be reached (retry) rather than a bug."""
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    message = str(exc.orig).lower()
+    # psycopg raises connect failures without a SQLSTATE; SQLite reports a busy file.
+    return any(
+        text in message
+        for text in (
+            "connection",
+            "could not connect",
+            "timeout",
+            "database is locked",
+            "unable to open",
+        )
+    )
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -236,10 +265,12 @@ def register_error_handlers(app: Flask) -> None:
     def handle_db_down(exc: Exception) -> Response:
         from recon.extensions import db
 
-        log.error("database unavailable: %s", type(exc).__name__)
-        # The connection is gone; there may be nothing to roll back.
+        # The connection may be gone; there may be nothing to roll back.
         with contextlib.suppress(sa_exc.SQLAlchemyError):
             db.session.rollback()
+        if not database_unavailable(exc):
+            return handle_unexpected(exc)
+        log.error("database unavailable: %s", exc)
         return problem_response(
             ServiceUnavailable(
                 "The database is not answering; try again shortly.",

@@ -4,6 +4,8 @@ Flask-Limiter is the exception: it keeps its storage and key prefix from the
 first app it meets, so each app gets its own ``Limiter`` (see ``recon.ratelimit``).
 """
 
+from typing import TYPE_CHECKING
+
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -15,5 +17,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# mypy can't see through db.Model's dynamic class; at run time it is db.Model.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 api = Api()

@@ -34,6 +34,18 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is now (so pytest's capture and redirects see it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(level: str) -> None:
     """Send every log record to stdout as one JSON line (idempotent)."""
     root = logging.getLogger()
@@ -42,7 +54,7 @@ def configure(level: str) -> None:
             handler.setLevel(level)
             root.setLevel(level)
             return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.setFormatter(JSONFormatter())
     handler.recon = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -7,7 +7,8 @@ from typing import Any, Generic, TypeVar
 
 import marshmallow as ma
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+
+from recon.db_types import SessionLike
 
 T = TypeVar("T")
 
@@ -23,7 +24,7 @@ class Page(Generic[T]):
     total: int
 
 
-def paginate(session: Session, query: Select[Any], *, page: int, per_page: int) -> Page[Any]:
+def paginate(session: SessionLike, query: Select[Any], *, page: int, per_page: int) -> Page[Any]:
     """Return one page of ``query``'s scalars and the count of all of them."""
     total = session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
     items = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).unique().all()

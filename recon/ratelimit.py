@@ -24,5 +24,5 @@ def init_app(app: Flask) -> Limiter:
             return str(current_app.config[setting])
 
         view = app.view_functions[endpoint]
-        app.view_functions[endpoint] = limiter.limit(limit, methods=["POST"])(view)
+        app.view_functions[endpoint] = limiter.limit(limit, methods=["POST"])(view)  # type: ignore[assignment]
     return limiter

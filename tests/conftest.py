@@ -58,6 +58,7 @@ def app_config(tmp: Path, database_url: str, **overrides: Any) -> dict[str, Any]
         "RECON_ADMIN_PASSWORD": None,
         "RECON_LOGIN_RATE_LIMIT": "1000/minute",
         "RECON_METRICS_TOKEN": None,
+        "RECON_JOB_RUNNER": "inline",
         "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
     }
     config.update(overrides)
@@ -193,9 +194,26 @@ class Factory:
             session=db.session,
             storage=self.app.extensions["recon_storage"],
             project=project,
-            user_id=user.id,
             upload=upload,
             max_bytes=2**20,
+        )
+
+    def job(self, project: Project, left: Any, right: Any, rules: dict | None = None) -> Any:
+        """Save ``rules`` as a rule set and run a job with it (inline in tests)."""
+        from recon.jobs.rulesets import save_ruleset
+        from recon.jobs.service import create_job
+
+        rules = rules or {"passes": [{"name": "exact", "match_on": ["key"]}]}
+        ruleset = save_ruleset(
+            session=db.session, project=project, name=f"rules-{uuid.uuid4().hex[:6]}", rules=rules
+        )
+        return create_job(
+            session=db.session,
+            project=project,
+            left_source_id=left.id,
+            right_source_id=right.id,
+            ruleset_id=ruleset.id,
+            enqueue=self.app.extensions["recon_enqueue"],
         )
 
     def token(self, user: User) -> str:

@@ -100,3 +100,10 @@ def test_integrity_error_becomes_409(tmp_path):
 
 def test_debug_is_off(app):
     assert app.debug is False
+
+
+def test_schema_error_is_500_not_503(tmp_path):
+    # No migrations ran: "no such table" is a bug to report, not a database to wait for.
+    app = create_app(app_config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}"))
+    response = app.test_client().post("/api/auth/login", json={"username": "a", "password": "b"})
+    assert_problem(response, 500, "internal_error")

@@ -49,15 +49,17 @@ def build(tmp: Path, name: str, *, mode: str = "metrics+traces") -> tuple[Flask,
     if replacement is not None:
         recon.register_observability = replacement  # type: ignore[assignment]
     try:
-        app = recon.create_app({
-            "RECON_DATABASE_URL": f"sqlite:///{tmp / name / 'recon.db'}",
-            "RECON_DATA_DIR": str(tmp / name / "data"),
-            "RECON_REDIS_URL": None,
-            "RECON_ADMIN_PASSWORD": None,
-            "RECON_METRICS_TOKEN": None,
-            "RECON_LOG_LEVEL": "ERROR",
-            "RATELIMIT_ENABLED": False,
-        })
+        app = recon.create_app(
+            {
+                "RECON_DATABASE_URL": f"sqlite:///{tmp / name / 'recon.db'}",
+                "RECON_DATA_DIR": str(tmp / name / "data"),
+                "RECON_REDIS_URL": None,
+                "RECON_ADMIN_PASSWORD": None,
+                "RECON_METRICS_TOKEN": None,
+                "RECON_LOG_LEVEL": "ERROR",
+                "RATELIMIT_ENABLED": False,
+            }
+        )
     finally:
         recon.register_observability = original
     with app.app_context():
@@ -107,7 +109,7 @@ def overhead(tmp: Path, rounds: int, per_round: int) -> dict[str, float]:
     order = list(apps)
     for r in range(rounds):
         # Rotate the order so drift on a shared machine hits every side alike.
-        for mode in order[r % len(order):] + order[: r % len(order)]:
+        for mode in order[r % len(order) :] + order[: r % len(order)]:
             seconds, latencies = run_round(clients[mode], apps[mode][1], per_round)
             totals[mode] += seconds
             lat[mode].extend(latencies)
@@ -139,12 +141,17 @@ def scrape_cost(tmp: Path, repeats: int) -> float:
         response = client.get("/api/metrics")
         timings.append(time.perf_counter() - t0)
         size = len(response.data)
-    series = sum(1 for line in response.get_data(as_text=True).splitlines()
-                 if line and not line.startswith("#"))
+    series = sum(
+        1
+        for line in response.get_data(as_text=True).splitlines()
+        if line and not line.startswith("#")
+    )
     p50 = pct(timings, 0.5)
-    print(f"scrape of /api/metrics: {series} samples, {size / 1024:.0f} KiB; "
-          f"p50 {p50 * 1e3:.1f} ms, max {max(timings) * 1e3:.1f} ms over {repeats} "
-          f"(goal < 50 ms)")
+    print(
+        f"scrape of /api/metrics: {series} samples, {size / 1024:.0f} KiB; "
+        f"p50 {p50 * 1e3:.1f} ms, max {max(timings) * 1e3:.1f} ms over {repeats} "
+        f"(goal < 50 ms)"
+    )
     return p50
 
 

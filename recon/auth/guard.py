@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g, request
 
 from instrumentation import record_authz_denied
+from recon.audit.service import Actor
 from recon.auth.service import CurrentUser, authenticate
 from recon.errors import Forbidden, Unauthorized
 from recon.extensions import db
@@ -91,6 +92,7 @@ def _authorize_project() -> None:
         project_id=request.view_args["pid"],
         user=g.user,
         need=_needed_role(),
+        cache=current_app.extensions["recon_cache"],
     )
 
 
@@ -105,6 +107,12 @@ def current_user() -> CurrentUser:
     if user is None:  # only a view wrongly marked public gets here
         raise Unauthorized()
     return user
+
+
+def current_actor() -> Actor:
+    """Return who is making this request's changes, for the audit log."""
+    user = current_user()
+    return Actor(id=user.id, name=user.username, request_id=g.get("request_id"))
 
 
 def require_admin() -> CurrentUser:

@@ -6,11 +6,11 @@ from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recon.db_types import UTCDateTime, utcnow
-from recon.extensions import db
+from recon.extensions import Model
 from recon.users.models import User
 
 
-class Token(db.Model):
+class Token(Model):
     """An API token. Only the SHA-256 of the secret is stored, so a DB leak reveals no token."""
 
     __tablename__ = "auth_tokens"

@@ -15,12 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from instrumentation import record_auth_attempt
 from recon.auth.models import Token
 from recon.auth.passwords import verify_password
-from recon.db_types import utcnow
+from recon.db_types import SessionLike, utcnow
 from recon.errors import Unauthorized
 from recon.users.models import Role, User
 from recon.users.service import get_by_username
@@ -69,7 +68,7 @@ def token_cache_key(token_hash: str) -> str:
 
 
 def login(
-    *, session: Session, username: str, password: str, policy: LoginPolicy
+    *, session: SessionLike, username: str, password: str, policy: LoginPolicy
 ) -> tuple[str, Token]:
     """Return a new raw token and its row; raise InvalidCredentials on any failure.
 
@@ -98,7 +97,7 @@ def login(
     return raw, token
 
 
-def issue_token(*, session: Session, user: User, ttl: int) -> tuple[str, Token]:
+def issue_token(*, session: SessionLike, user: User, ttl: int) -> tuple[str, Token]:
     """Return a new raw token for ``user`` valid for ``ttl`` seconds, and its stored row."""
     raw = secrets.token_urlsafe(32)
     token = Token(
@@ -119,7 +118,7 @@ def _count_failure(user: User, now: datetime, policy: LoginPolicy) -> None:
         user.locked_until = now + timedelta(seconds=seconds)
 
 
-def logout(*, session: Session, raw_token: str, cache: Cache) -> None:
+def logout(*, session: SessionLike, raw_token: str, cache: Cache) -> None:
     """Revoke the token at once."""
     token_hash = hash_token(raw_token)
     token = session.scalars(select(Token).where(Token.token_hash == token_hash)).first()
@@ -129,7 +128,7 @@ def logout(*, session: Session, raw_token: str, cache: Cache) -> None:
     cache.delete(token_cache_key(token_hash))
 
 
-def authenticate(*, session: Session, raw_token: str, cache: Cache, ttl: int) -> CurrentUser:
+def authenticate(*, session: SessionLike, raw_token: str, cache: Cache, ttl: int) -> CurrentUser:
     """Return the user a bearer token belongs to; raise Unauthorized if it is not valid now."""
     token_hash = hash_token(raw_token)
 

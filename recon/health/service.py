@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 
 def check_database(*, engine: Engine) -> dict[str, Any]:
     """Return ``{"status": "ok"}`` or ``{"status": "down", "error": ...}`` for a ``SELECT 1``."""
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        # A bare DBAPI cursor: no transaction (SQLite's begins take the write lock).
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        finally:
+            conn.close()
     except Exception as exc:  # any failure means not ready; the reason goes in the body
         return {"status": "down", "error": type(exc).__name__}
     return {"status": "ok"}

@@ -7,7 +7,7 @@ from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recon.db_types import UTCDateTime, utcnow
-from recon.extensions import db
+from recon.extensions import Model
 from recon.users.models import User
 
 
@@ -23,7 +23,7 @@ class ProjectRole(enum.StrEnum):
         return list(ProjectRole).index(self)
 
 
-class Project(db.Model):
+class Project(Model):
     __tablename__ = "projects"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -41,7 +41,7 @@ class Project(db.Model):
     )
 
 
-class Membership(db.Model):
+class Membership(Model):
     __tablename__ = "project_members"
     __table_args__ = (UniqueConstraint("project_id", "user_id", name="uq_member"),)
 

@@ -6,28 +6,47 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from instrumentation import db_query_timer, record_authz_denied
-from recon.auth.service import CurrentUser
+from recon.audit.service import SYSTEM, Actor, record, snapshot
+from recon.auth.service import Cache, CurrentUser
+from recon.db_types import SessionLike
 from recon.errors import Conflict, Forbidden, NotFound, ValidationError
 from recon.pagination import Page, paginate
 from recon.projects.models import Membership, Project, ProjectRole
+from recon.storage import Storage
 from recon.users.models import Role, User
 
 
-def project_role(*, session: Session, project_id: int, user: CurrentUser) -> ProjectRole | None:
+def members_cache_key(project_id: int) -> str:
+    return f"project:{project_id}:members"
+
+
+def _member_roles(session: SessionLike, project_id: int) -> dict[str, str]:
+    rows = session.execute(
+        select(Membership.user_id, Membership.role).where(Membership.project_id == project_id)
+    )
+    return {str(user_id): ProjectRole(role).value for user_id, role in rows}
+
+
+def project_role(
+    *, session: SessionLike, project_id: int, user: CurrentUser, cache: Cache | None = None
+) -> ProjectRole | None:
     """Return the user's effective role in the project, or None when they may not see it.
 
-    Admins act as owners everywhere; a global viewer never gets more than viewer.
+    Admins act as owners everywhere; a global viewer never gets more than viewer. The
+    project's members come from the cache (``project:<id>:members``), which every
+    membership change deletes.
     """
     if user.is_admin:
         return ProjectRole.owner
-    role = session.scalar(
-        select(Membership.role).where(
-            Membership.project_id == project_id, Membership.user_id == user.id
+    if cache is None:
+        roles = _member_roles(session, project_id)
+    else:
+        roles = cache.get_or_set(
+            members_cache_key(project_id), lambda: _member_roles(session, project_id)
         )
-    )
+    role = roles.get(str(user.id))
     if role is None:
         return None
     if user.role == Role.viewer:
@@ -37,10 +56,11 @@ def project_role(*, session: Session, project_id: int, user: CurrentUser) -> Pro
 
 def get_project(
     *,
-    session: Session,
+    session: SessionLike,
     project_id: int,
     user: CurrentUser,
     need: ProjectRole = ProjectRole.viewer,
+    cache: Cache | None = None,
 ) -> Project:
     """Return the project if ``user`` holds at least ``need`` in it.
 
@@ -49,7 +69,11 @@ def get_project(
     """
     with db_query_timer("select", "projects"):
         project = session.get(Project, project_id)
-        role = project_role(session=session, project_id=project_id, user=user) if project else None
+        role = (
+            project_role(session=session, project_id=project_id, user=user, cache=cache)
+            if project
+            else None
+        )
     if project is None or role is None:
         if project is not None:
             record_authz_denied("not_member")
@@ -65,7 +89,7 @@ def get_project(
 
 def search_projects(
     *,
-    session: Session,
+    session: SessionLike,
     user: CurrentUser,
     q: str | None = None,
     page: int = 1,
@@ -92,18 +116,28 @@ def search_projects(
         return paginate(session, query, page=page, per_page=per_page)
 
 
-def _commit_unique_name(session: Session, name: str) -> None:
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"A project named {name!r} exists already.", code="project_name_taken")
+
+
+def _commit_unique_name(session: SessionLike, name: str) -> None:
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise Conflict(
-            f"A project named {name!r} exists already.", code="project_name_taken"
-        ) from None
+        raise _name_taken(name) from None
+
+
+FIELDS = ("name", "description", "archived")
 
 
 def create_project(
-    *, session: Session, user: CurrentUser, name: str, description: str = ""
+    *,
+    session: SessionLike,
+    user: CurrentUser,
+    name: str,
+    description: str = "",
+    actor: Actor = SYSTEM,
 ) -> Project:
     """Return a new project owned by ``user``; viewers can not create projects."""
     if user.role == Role.viewer:
@@ -112,26 +146,66 @@ def create_project(
     project = Project(name=name, description=description, created_by_id=user.id)
     project.members.append(Membership(user_id=user.id, role=ProjectRole.owner))
     session.add(project)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise _name_taken(name) from None
+    record(
+        session=session,
+        actor=actor,
+        action="project.create",
+        object_type="project",
+        object_id=project.id,
+        project_id=project.id,
+        after=snapshot(project, FIELDS),
+    )
     _commit_unique_name(session, name)
     return project
 
 
-def update_project(*, session: Session, project: Project, changes: dict[str, Any]) -> Project:
+def update_project(
+    *, session: SessionLike, project: Project, changes: dict[str, Any], actor: Actor = SYSTEM
+) -> Project:
     """Return the project with name, description or archived changed."""
-    for field in ("name", "description", "archived"):
+    before = snapshot(project, FIELDS)
+    for field in FIELDS:
         if field in changes:
             setattr(project, field, changes[field])
+    record(
+        session=session,
+        actor=actor,
+        action="project.update",
+        object_type="project",
+        object_id=project.id,
+        project_id=project.id,
+        before=before,
+        after=snapshot(project, FIELDS),
+    )
     _commit_unique_name(session, project.name)
     return project
 
 
-def delete_project(*, session: Session, project: Project) -> None:
-    """Delete the project and everything in it."""
+def delete_project(
+    *, session: SessionLike, project: Project, storage: Storage, actor: Actor = SYSTEM
+) -> None:
+    """Delete the project, everything in it and its files."""
+    record(
+        session=session,
+        actor=actor,
+        action="project.delete",
+        object_type="project",
+        object_id=project.id,
+        project_id=project.id,
+        before=snapshot(project, FIELDS),
+    )
+    project_id = project.id
     session.delete(project)
     session.commit()
+    storage.remove(storage.project_dir(project_id))
 
 
-def get_members(*, session: Session, project: Project) -> list[Membership]:
+def get_members(*, session: SessionLike, project: Project) -> list[Membership]:
     """Return the project's members by username."""
     query = (
         select(Membership)
@@ -143,7 +217,12 @@ def get_members(*, session: Session, project: Project) -> list[Membership]:
 
 
 def set_member(
-    *, session: Session, project: Project, user_id: int, role: ProjectRole
+    *,
+    session: SessionLike,
+    project: Project,
+    user_id: int,
+    role: ProjectRole,
+    actor: Actor = SYSTEM,
 ) -> Membership:
     """Return the membership of ``user_id`` in the project, added or with its role changed."""
     if session.get(User, user_id) is None:
@@ -154,17 +233,30 @@ def set_member(
     member = session.scalars(
         select(Membership).where(Membership.project_id == project.id, Membership.user_id == user_id)
     ).first()
+    before = None if member is None else {"role": member.role.value}
     if member is None:
         member = Membership(project_id=project.id, user_id=user_id, role=role)
         session.add(member)
     else:
         _keep_an_owner(session, project, member, role)
         member.role = role
+    record(
+        session=session,
+        actor=actor,
+        action="member.set",
+        object_type="member",
+        object_id=user_id,
+        project_id=project.id,
+        before=before,
+        after={"role": ProjectRole(role).value},
+    )
     session.commit()
     return member
 
 
-def remove_member(*, session: Session, project: Project, user_id: int) -> None:
+def remove_member(
+    *, session: SessionLike, project: Project, user_id: int, actor: Actor = SYSTEM
+) -> None:
     """Remove ``user_id`` from the project; the last owner can not be removed."""
     member = session.scalars(
         select(Membership).where(Membership.project_id == project.id, Membership.user_id == user_id)
@@ -172,12 +264,21 @@ def remove_member(*, session: Session, project: Project, user_id: int) -> None:
     if member is None:
         raise NotFound(f"User {user_id} is not a member of this project.")
     _keep_an_owner(session, project, member, None)
+    record(
+        session=session,
+        actor=actor,
+        action="member.remove",
+        object_type="member",
+        object_id=user_id,
+        project_id=project.id,
+        before={"role": member.role.value},
+    )
     session.delete(member)
     session.commit()
 
 
 def _keep_an_owner(
-    session: Session, project: Project, member: Membership, new_role: ProjectRole | None
+    session: SessionLike, project: Project, member: Membership, new_role: ProjectRole | None
 ) -> None:
     if member.role != ProjectRole.owner or new_role == ProjectRole.owner:
         return

@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from recon.auth.guard import current_project, current_user, project_role
+from recon.auth.guard import current_actor, current_project, current_user, project_role
 from recon.extensions import db
 from recon.projects.models import ProjectRole
 from recon.projects.schemas import (
@@ -22,6 +22,7 @@ from recon.projects.service import (
     create_project,
     delete_project,
     get_members,
+    members_cache_key,
     remove_member,
     search_projects,
     set_member,
@@ -32,7 +33,7 @@ blp = Blueprint("projects", __name__, url_prefix="/api/projects", description="P
 
 
 def _forget(project_id: int) -> None:
-    current_app.extensions["recon_cache"].delete(f"project:{project_id}")
+    current_app.extensions["recon_cache"].delete(members_cache_key(project_id))
 
 
 @blp.route("")
@@ -47,7 +48,9 @@ class Projects(MethodView):
     @blp.response(201, ProjectSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a project; you become its owner."""
-        return create_project(session=db.session, user=current_user(), **data)
+        return create_project(
+            session=db.session, user=current_user(), actor=current_actor(), **data
+        )
 
 
 @blp.route("/<int:pid>")
@@ -62,7 +65,9 @@ class ProjectById(MethodView):
     @blp.response(200, ProjectSchema)
     def patch(self, changes: dict[str, Any], pid: int) -> Any:
         """Rename, describe or archive a project (owners)."""
-        project = update_project(session=db.session, project=current_project(), changes=changes)
+        project = update_project(
+            session=db.session, project=current_project(), changes=changes, actor=current_actor()
+        )
         _forget(pid)
         return project
 
@@ -70,7 +75,12 @@ class ProjectById(MethodView):
     @blp.response(204)
     def delete(self, pid: int) -> None:
         """Delete a project and everything in it (owners)."""
-        delete_project(session=db.session, project=current_project())
+        delete_project(
+            session=db.session,
+            project=current_project(),
+            actor=current_actor(),
+            storage=current_app.extensions["recon_storage"],
+        )
         _forget(pid)
 
 
@@ -86,7 +96,11 @@ class Members(MethodView):
     @blp.response(200, MemberSchema)
     def post(self, data: dict[str, Any], pid: int) -> Any:
         """Add a member or change their role (owners)."""
-        return set_member(session=db.session, project=current_project(), **data)
+        member = set_member(
+            session=db.session, project=current_project(), actor=current_actor(), **data
+        )
+        _forget(pid)
+        return member
 
 
 @blp.route("/<int:pid>/members/<int:uid>", methods=["DELETE"])
@@ -94,4 +108,5 @@ class Members(MethodView):
 @blp.response(204)
 def remove(pid: int, uid: int) -> None:
     """Remove a member (owners); the last owner stays."""
-    remove_member(session=db.session, project=current_project(), user_id=uid)
+    remove_member(session=db.session, project=current_project(), user_id=uid, actor=current_actor())
+    _forget(pid)

@@ -7,7 +7,7 @@ from sqlalchemy import Boolean, Enum, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recon.db_types import UTCDateTime, utcnow
-from recon.extensions import db
+from recon.extensions import Model
 
 
 class Role(enum.StrEnum):
@@ -18,7 +18,7 @@ class Role(enum.StrEnum):
     viewer = "viewer"
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -6,19 +6,19 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from instrumentation import db_query_timer
+from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.auth.models import Token
 from recon.auth.passwords import hash_password
-from recon.db_types import utcnow
+from recon.db_types import SessionLike, utcnow
 from recon.errors import Conflict, NotFound
 from recon.pagination import Page, paginate
 from recon.users.models import Role, User
 
 
 def get_users(
-    *, session: Session, q: str | None = None, page: int = 1, per_page: int = 50
+    *, session: SessionLike, q: str | None = None, page: int = 1, per_page: int = 50
 ) -> Page[User]:
     """Return a page of users whose username or email contains ``q``, by username."""
     query = select(User).order_by(User.username)
@@ -31,7 +31,7 @@ def get_users(
         return paginate(session, query, page=page, per_page=per_page)
 
 
-def get_user(*, session: Session, user_id: int) -> User:
+def get_user(*, session: SessionLike, user_id: int) -> User:
     """Return the user with ``user_id`` or raise NotFound."""
     user = session.get(User, user_id)
     if user is None:
@@ -39,18 +39,22 @@ def get_user(*, session: Session, user_id: int) -> User:
     return user
 
 
-def get_by_username(*, session: Session, username: str) -> User | None:
+def get_by_username(*, session: SessionLike, username: str) -> User | None:
     """Return the user called ``username``, or None."""
     return session.scalars(select(User).where(User.username == username)).first()
 
 
+FIELDS = ("username", "email", "role", "active")
+
+
 def create_user(
     *,
-    session: Session,
+    session: SessionLike,
     username: str,
     password: str,
     role: Role = Role.analyst,
     email: str | None = None,
+    actor: Actor = SYSTEM,
 ) -> User:
     """Return a new active user; a taken username is a Conflict."""
     user = User(
@@ -62,6 +66,15 @@ def create_user(
     )
     session.add(user)
     try:
+        session.flush()
+        record(
+            session=session,
+            actor=actor,
+            action="user.create",
+            object_type="user",
+            object_id=user.id,
+            after=snapshot(user, FIELDS),
+        )
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -69,12 +82,15 @@ def create_user(
     return user
 
 
-def update_user(*, session: Session, user: User, changes: dict[str, Any]) -> User:
+def update_user(
+    *, session: SessionLike, user: User, changes: dict[str, Any], actor: Actor = SYSTEM
+) -> User:
     """Return ``user`` after applying role, active, email and password changes.
 
     Deactivating, changing the password or the role revokes the user's tokens, so
     the change takes effect on their next request.
     """
+    before = snapshot(user, FIELDS)
     revoke = False
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
@@ -93,16 +109,28 @@ def update_user(*, session: Session, user: User, changes: dict[str, Any]) -> Use
         user.email = changes["email"]
     if revoke:
         _revoke_tokens(session, user)
+    after = snapshot(user, FIELDS)
+    if "password" in changes:
+        after["password_changed"] = True  # the fact, never the value
+    record(
+        session=session,
+        actor=actor,
+        action="user.update",
+        object_type="user",
+        object_id=user.id,
+        before=before,
+        after=after,
+    )
     session.commit()
     return user
 
 
-def deactivate_user(*, session: Session, user: User) -> User:
+def deactivate_user(*, session: SessionLike, user: User, actor: Actor = SYSTEM) -> User:
     """Return ``user`` deactivated, with every token revoked."""
-    return update_user(session=session, user=user, changes={"active": False})
+    return update_user(session=session, user=user, changes={"active": False}, actor=actor)
 
 
-def _revoke_tokens(session: Session, user: User) -> None:
+def _revoke_tokens(session: SessionLike, user: User) -> None:
     session.execute(
         update(Token)
         .where(Token.user_id == user.id, Token.revoked_at.is_(None))
@@ -110,6 +138,6 @@ def _revoke_tokens(session: Session, user: User) -> None:
     )
 
 
-def token_hashes_of(*, session: Session, user: User) -> list[str]:
+def token_hashes_of(*, session: SessionLike, user: User) -> list[str]:
     """Return the hashes of the user's tokens (to drop them from the cache)."""
     return list(session.scalars(select(Token.token_hash).where(Token.user_id == user.id)))

@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from recon.auth.guard import admin_only
+from recon.auth.guard import admin_only, current_actor
 from recon.auth.service import token_cache_key
 from recon.extensions import db
 from recon.pagination import SearchArgsSchema
@@ -42,7 +42,7 @@ class Users(MethodView):
     @blp.response(201, UserSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a user."""
-        return create_user(session=db.session, **data)
+        return create_user(session=db.session, actor=current_actor(), **data)
 
 
 @blp.route("/<int:user_id>")
@@ -57,7 +57,10 @@ class UserById(MethodView):
     def patch(self, changes: dict[str, Any], user_id: int) -> Any:
         """Change role, active, email or password; role, password and deactivation revoke tokens."""
         user = update_user(
-            session=db.session, user=get_user(session=db.session, user_id=user_id), changes=changes
+            session=db.session,
+            user=get_user(session=db.session, user_id=user_id),
+            changes=changes,
+            actor=current_actor(),
         )
         _forget_tokens(user)
         return user
@@ -66,7 +69,9 @@ class UserById(MethodView):
     def delete(self, user_id: int) -> Any:
         """Deactivate a user (accounts are kept for the audit trail) and revoke their tokens."""
         user = deactivate_user(
-            session=db.session, user=get_user(session=db.session, user_id=user_id)
+            session=db.session,
+            user=get_user(session=db.session, user_id=user_id),
+            actor=current_actor(),
         )
         _forget_tokens(user)
         return user

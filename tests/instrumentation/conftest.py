@@ -43,9 +43,7 @@ class Exposition:
 
     def label_keys(self, family: str) -> set[frozenset[str]]:
         """Return the distinct label-key sets of ``family``'s samples (``le`` aside)."""
-        return {
-            frozenset(k for k in s.labels if k != "le") for s in self.families[family].samples
-        }
+        return {frozenset(k for k in s.labels if k != "le") for s in self.families[family].samples}
 
     def label_values(self, family: str, key: str) -> set[str]:
         return {s.labels[key] for s in self.families[family].samples if key in s.labels}

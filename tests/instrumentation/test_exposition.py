@@ -121,14 +121,15 @@ def test_every_metric_has_its_type_and_labels_after_a_realistic_scenario(
         family = exposition.families[name]
         assert family.type == kind, name
         assert exposition.label_keys(name) == {frozenset(keys)}, name
-    assert exposition.value(
-        "reconciliation_cache_hits_total", cache_level="l1", key_type="user"
-    ) >= 1
+    assert (
+        exposition.value("reconciliation_cache_hits_total", cache_level="l1", key_type="user") >= 1
+    )
     assert exposition.value("reconciliation_auth_attempts_total", outcome="failure") >= 1
     assert exposition.value("reconciliation_authz_denied_total", reason="not_member") >= 1
     assert exposition.value("reconciliation_cache_errors_total", cache_level="l2") >= 1
-    assert exposition.value(DB_COUNT, route="/api/projects", operation="select",
-                            table="projects") >= 1
+    assert (
+        exposition.value(DB_COUNT, route="/api/projects", operation="select", table="projects") >= 1
+    )
     assert "otel_scope_name" not in exposition.text
     assert "target_info" not in exposition.families
 

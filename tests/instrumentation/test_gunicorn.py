@@ -45,7 +45,11 @@ def start_gunicorn(tmp: Path, *extra: str) -> tuple[subprocess.Popen[str], str, 
     with log.open("w") as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [str(GUNICORN), "-c", "ops/gunicorn.conf.py", *extra, "wsgi:app"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -96,8 +100,9 @@ def count(text: str, route: str) -> float:
 def test_every_scrape_reports_exactly_n_requests(server: str) -> None:
     n = 200
     with ThreadPoolExecutor(max_workers=8) as pool, requests.Session() as session:
-        statuses = list(pool.map(lambda _: session.get(f"{server}/api/health").status_code,
-                                 range(n)))
+        statuses = list(
+            pool.map(lambda _: session.get(f"{server}/api/health").status_code, range(n))
+        )
     assert statuses == [200] * n
     for _ in range(5):
         scrape = requests.get(f"{server}/api/metrics", timeout=5)

@@ -78,3 +78,13 @@ def test_global_viewer_never_writes(as_user, factory):
     project = factory.project("Shared", members={viewer.user: ProjectRole.owner})
     assert viewer.get(f"/api/projects/{project.id}").status_code == 200
     assert viewer.patch(f"/api/projects/{project.id}", json={"name": "x"}).status_code == 403
+
+
+def test_membership_changes_take_effect_on_the_next_request(analyst, as_user):
+    pid = analyst.post("/api/projects", json={"name": "Cached"}).get_json()["id"]
+    other = as_user()
+    assert other.get(f"/api/projects/{pid}").status_code == 404  # "not a member" now cached
+    analyst.post(f"/api/projects/{pid}/members", json={"user_id": other.user.id, "role": "viewer"})
+    assert other.get(f"/api/projects/{pid}").status_code == 200
+    analyst.delete(f"/api/projects/{pid}/members/{other.user.id}")
+    assert other.get(f"/api/projects/{pid}").status_code == 404

@@ -1,0 +1,66 @@
+"""The Celery app, built with the Flask app (Flask's ``celery_init_app`` pattern).
+
+Only ids travel in messages (JSON); tasks run inside the Flask app context.
+Worker: ``flask --app wsgi worker`` or ``celery -A recon.celery_worker worker``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from flask import Flask
+
+
+def celery_config(app: Flask) -> dict[str, Any]:
+    time_limit = int(app.config["RECON_JOB_TIME_LIMIT"])
+    return {
+        "broker_url": app.config["RECON_REDIS_URL"],
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": time_limit + 60,
+        "task_soft_time_limit": time_limit,
+        # An unacknowledged job goes back to the queue this long after its worker died.
+        "broker_transport_options": {
+            "visibility_timeout": app.config["RECON_JOB_VISIBILITY_TIMEOUT"],
+        },
+        "broker_connection_timeout": 2,
+        "broker_connection_retry_on_startup": True,
+        # A POST must answer quickly when Redis is down: two quick tries, then 503.
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "worker_hijack_root_logger": False,
+    }
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.config_from_object(celery_config(app))
+    celery.set_default()
+    app.extensions["celery"] = celery
+
+    @worker_process_init.connect(weak=False)
+    def _after_fork(**_: object) -> None:
+        # A forked child must not share the parent's DB connections.
+        from recon.extensions import db
+
+        with app.app_context():
+            db.engine.dispose(close=False)
+
+    import recon.jobs.tasks  # noqa: F401  (registers the tasks on this app)
+
+    return celery

@@ -1,0 +1,3 @@
+from recon import create_app
+
+celery = create_app().extensions["celery"]

@@ -1,0 +1,1 @@
+"""Reconciliation jobs: rule sets, queueing, running the engine, publishing results."""

@@ -1,0 +1,131 @@
+"""Background work: the Celery task and the in-process runners share ``run_job_now``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from flask import Flask, current_app
+from sqlalchemy.exc import OperationalError
+
+from instrumentation import route_context
+from recon.extensions import db
+from recon.jobs.models import Job
+from recon.jobs.runner import EngineSettings, Outcome, execute_job, fail_job
+from recon.jobs.service import QueueUnavailable
+
+log = logging.getLogger("recon.jobs")
+
+TASK_NAME = "recon.run_job"
+MAX_RETRIES = 3
+
+
+def _invalidate(job: Job) -> None:
+    cache = current_app.extensions["recon_cache"]
+    cache.delete(f"job:{job.id}")
+    cache.delete(f"project:{job.project_id}:analytics")
+
+
+def run_job_now(job_id: int) -> Outcome | None:
+    """Run one attempt of the job in this app context (the task body of every runner)."""
+    config = current_app.config
+    # A test and chaos aid: hold the job after its claim so it can be killed mid-run.
+    delay = float(os.environ.get("RECON_JOB_START_DELAY", "0") or 0)
+    # The session is the app context's: Flask-SQLAlchemy removes it when the context ends.
+    with route_context(f"task:{TASK_NAME}"):
+        if delay:
+            time.sleep(delay)
+        return execute_job(
+            session=db.session,
+            storage=current_app.extensions["recon_storage"],
+            job_id=job_id,
+            engine=EngineSettings(
+                memory_limit=config["RECON_ENGINE_MEMORY_LIMIT"],
+                max_candidates=config["RECON_MAX_CANDIDATES"],
+            ),
+            on_published=_invalidate,
+        )
+
+
+@shared_task(
+    name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES
+)
+def run_job(self, job_id: int) -> str | None:
+    """Celery task: run the job; transient DB errors retry with backoff, then the job fails."""
+    try:
+        outcome = run_job_now(job_id)
+    except SoftTimeLimitExceeded:
+        with route_context(f"task:{TASK_NAME}"):
+            fail_job(session=db.session, job_id=job_id, error="the job hit its time limit")
+        return "failed"
+    except OperationalError as exc:
+        if self.request.retries >= MAX_RETRIES:
+            fail_job(session=db.session, job_id=job_id, error=f"database error: {exc.orig}")
+            return "failed"
+        raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+    return outcome.status.value if outcome else None
+
+
+class ThreadRunner:
+    """Without Redis: the same task code on a bounded pool of threads in the web process."""
+
+    def __init__(self, app: Flask, workers: int) -> None:
+        self.app = app
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recon-job")
+
+    def _run(self, job_id: int) -> None:
+        with self.app.app_context():
+            try:
+                run_job_now(job_id)
+            except Exception as exc:
+                log.exception("job %s failed", job_id)
+                fail_job(session=db.session, job_id=job_id, error=f"internal error: {exc}")
+
+    def __call__(self, job_id: int) -> None:
+        self.pool.submit(self._run, job_id)
+
+
+class InlineRunner:
+    """Runs the job before the request returns (tests, and the demo loader)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def __call__(self, job_id: int) -> None:
+        try:
+            run_job_now(job_id)
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            fail_job(session=db.session, job_id=job_id, error=f"internal error: {exc}")
+
+
+class CeleryRunner:
+    """With Redis: a message carrying only the job id."""
+
+    def __call__(self, job_id: int) -> None:
+        from kombu.exceptions import OperationalError as BrokerError
+
+        try:
+            run_job.apply_async(args=[job_id], retry=True)
+        except (BrokerError, OSError) as exc:
+            raise QueueUnavailable(str(exc)) from exc
+
+
+def init_app(app: Flask) -> None:
+    """Choose the runner: Celery with Redis, else threads (or inline when configured)."""
+    mode = app.config["RECON_JOB_RUNNER"]
+    if mode == "auto":
+        mode = "celery" if app.config["RECON_REDIS_URL"] else "thread"
+    if mode == "celery":
+        from recon.celery_app import celery_init_app
+
+        celery_init_app(app)
+        app.extensions["recon_enqueue"] = CeleryRunner()
+    elif mode == "inline":
+        app.extensions["recon_enqueue"] = InlineRunner(app)
+    else:
+        app.extensions["recon_enqueue"] = ThreadRunner(app, app.config["RECON_JOB_THREADS"])

@@ -1,0 +1,1 @@
+"""Review: the exceptions of finished jobs and the work that explains them."""

@@ -1,0 +1,114 @@
+"""Bulk actions: assign, resolve, close or reopen every exception matching a filter.
+
+Only the exceptions whose status allows the action change (the transitions of
+``recon.review.service``); the rest are counted as skipped. One audit event
+records the action, the filter, the count and the ids (the first
+``AUDIT_ID_CAP`` of them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from instrumentation import db_query_timer
+from recon.analytics.service import Cache, invalidate_analytics
+from recon.audit.service import SYSTEM, Actor, record
+from recon.db_types import SessionLike, utcnow
+from recon.errors import ValidationError
+from recon.projects.models import Project
+from recon.review.models import OPEN_STATUSES, ExceptionStatus, ReconException
+from recon.review.service import CLOSED_STATUSES, check_assignee, filtered_query
+
+AUDIT_ID_CAP = 1000
+CHUNK = 1000  # ids per UPDATE ... IN (...): well under every backend's parameter limit
+
+
+_BULK: dict[str, tuple[tuple[ExceptionStatus, ...], ExceptionStatus]] = {
+    "assign": (OPEN_STATUSES, ExceptionStatus.assigned),
+    "resolve": (OPEN_STATUSES, ExceptionStatus.resolved),
+    "close": (OPEN_STATUSES, ExceptionStatus.closed),
+    "reopen": (CLOSED_STATUSES, ExceptionStatus.reopened),
+}
+
+
+def bulk_update(
+    *,
+    session: SessionLike,
+    project: Project,
+    filters: dict[str, Any],
+    action: str,
+    assignee_id: int | None = None,
+    reason_code: str | None = None,
+    note: str | None = None,
+    actor: Actor = SYSTEM,
+    cache: Cache | None = None,
+) -> dict[str, int]:
+    """Apply ``action`` to every exception matching ``filters`` whose status allows it;
+    return ``{updated, skipped}``."""
+    eligible, target = _BULK[action]
+    values: dict[str, Any] = {"status": target, "updated_at": utcnow()}
+    if action == "assign":
+        if assignee_id is None:
+            raise ValidationError(
+                "Assigning needs an assignee.",
+                errors=[{"field": "assignee_id", "message": "Required."}],
+            )
+        check_assignee(session=session, project=project, user_id=assignee_id)
+        values["assignee_id"] = assignee_id
+    elif action == "resolve" and not reason_code:
+        raise ValidationError(
+            "Resolving needs a reason_code.",
+            errors=[{"field": "reason_code", "message": "Required."}],
+        )
+    if action in ("resolve", "close"):
+        values.update(reason_code=reason_code, resolved_at=values["updated_at"])
+    elif action == "reopen":
+        values.update(reason_code=None, resolved_at=None)
+    if note is not None:
+        values["note"] = note
+    query = filtered_query(project_id=project.id, filters=filters)
+    with db_query_timer("select", "exceptions"):
+        matching = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        ids = list(
+            session.scalars(
+                query.with_only_columns(ReconException.id).where(
+                    ReconException.status.in_(eligible)
+                )
+            )
+        )
+    with db_query_timer("update", "exceptions"):
+        for start in range(0, len(ids), CHUNK):
+            session.execute(
+                update(ReconException)
+                .where(ReconException.id.in_(ids[start : start + CHUNK]))
+                .values(**values)
+                .execution_options(synchronize_session="fetch")
+            )
+    record(
+        session=session,
+        actor=actor,
+        action=f"exception.bulk_{action}",
+        object_type="exception",
+        object_id=None,
+        project_id=project.id,
+        after={
+            "filter": {k: _plain(v) for k, v in filters.items() if v is not None},
+            "count": len(ids),
+            "exception_ids": ids[:AUDIT_ID_CAP],
+            "ids_truncated": len(ids) > AUDIT_ID_CAP,
+            **{k: _plain(v) for k, v in values.items() if k != "updated_at"},
+        },
+    )
+    session.commit()
+    if ids:
+        invalidate_analytics(cache=cache, project_id=project.id)
+    return {"updated": len(ids), "skipped": matching - len(ids)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return getattr(value, "value", value)

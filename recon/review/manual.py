@@ -1,0 +1,180 @@
+"""Manual matches: records of both sides that a person declares to be one transaction.
+
+The amounts are read from the job's source Parquet files (the record of
+truth), summed exactly, and must balance within the tolerance given, or carry
+a write-off reason. The records must be open exceptions of that job; they are
+resolved with reason ``matched_manually``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+from sqlalchemy import and_, or_, select
+
+from instrumentation import db_query_timer
+from recon.analytics.service import Cache, invalidate_analytics
+from recon.audit.service import SYSTEM, Actor, record
+from recon.db_types import SessionLike, utcnow
+from recon.errors import NotFound, ValidationError
+from recon.jobs.models import Job
+from recon.projects.models import Project
+from recon.review.models import OPEN_STATUSES, ExceptionStatus, ManualMatch, ReconException
+from recon.sources.models import Source
+from recon.storage import Storage
+
+REASON = "matched_manually"
+
+
+def _duplicates(side: str, rows: Sequence[int]) -> list[dict[str, Any]]:
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row in seen:
+            out.append({"side": side, "row": row, "message": "listed twice"})
+        seen.add(row)
+    return out
+
+
+def _amounts(storage: Storage, source: Source, rows: Sequence[int]) -> list[tuple[str, str]]:
+    """Return (amount as exact text, currency) of the source's ``rows``."""
+    con = duckdb.connect(":memory:")
+    try:
+        return con.execute(
+            f"""SELECT CAST(CAST(amount AS DECIMAL(38, {int(source.amount_scale)})) AS VARCHAR),
+                       coalesce(upper(trim(CAST(currency AS VARCHAR))), '')
+                FROM read_parquet(?) WHERE "row" IN (SELECT unnest(?))""",  # noqa: S608
+            [str(storage.path(source.path)), list(rows)],
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def _open_exceptions(
+    session: SessionLike, job: Job, left_rows: Sequence[int], right_rows: Sequence[int]
+) -> list[ReconException]:
+    found = list(
+        session.scalars(
+            select(ReconException).where(
+                ReconException.project_id == job.project_id,
+                ReconException.job_id == job.id,
+                ReconException.status.in_(OPEN_STATUSES),
+                or_(
+                    and_(ReconException.side == "left", ReconException.row.in_(left_rows)),
+                    and_(ReconException.side == "right", ReconException.row.in_(right_rows)),
+                ),
+            )
+        )
+    )
+    have = {(e.side, e.row) for e in found}
+    problems = [
+        {"side": side, "row": row, "message": "not an open exception of this job"}
+        for side, rows in (("left", left_rows), ("right", right_rows))
+        for row in rows
+        if (side, row) not in have
+    ]
+    if problems:
+        raise ValidationError(
+            f"{len(problems)} of the records are not open exceptions of job {job.id}.",
+            code="not_open_exceptions",
+            errors=problems,
+        )
+    return found
+
+
+def create_manual_match(
+    *,
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    job_id: int,
+    left_rows: Sequence[int],
+    right_rows: Sequence[int],
+    tolerance: Decimal | None = None,
+    write_off_reason: str | None = None,
+    note: str | None = None,
+    actor: Actor = SYSTEM,
+    cache: Cache | None = None,
+) -> ManualMatch:
+    """Return the new manual match of ``left_rows`` with ``right_rows`` of job ``job_id``,
+    their exceptions resolved; raise ValidationError when it does not balance."""
+    job = session.get(Job, job_id)
+    if job is None or job.project_id != project.id:
+        raise NotFound(f"Job {job_id} does not exist in this project.")
+    repeated = _duplicates("left", left_rows) + _duplicates("right", right_rows)
+    if repeated:
+        raise ValidationError("A record is listed twice.", errors=repeated)
+    with db_query_timer("select", "exceptions"):
+        exceptions = _open_exceptions(session, job, left_rows, right_rows)
+    left_source = session.get(Source, job.left_source_id)
+    right_source = session.get(Source, job.right_source_id)
+    if left_source is None or right_source is None:  # sources are RESTRICTed while jobs exist
+        raise NotFound(f"The sources of job {job_id} are gone.")
+    left = _amounts(storage, left_source, left_rows)
+    right = _amounts(storage, right_source, right_rows)
+    currencies = {ccy for _, ccy in left + right if ccy}
+    if len(currencies) > 1:
+        raise ValidationError(
+            f"The records are in {len(currencies)} currencies ({', '.join(sorted(currencies))}); "
+            "a manual match must be in one.",
+            code="mixed_currencies",
+        )
+    scale = max(left_source.amount_scale, right_source.amount_scale)
+    difference = sum((Decimal(a) for a, _ in left), Decimal(0)) - sum(
+        (Decimal(a) for a, _ in right), Decimal(0)
+    )
+    shown = format(difference.quantize(Decimal(1).scaleb(-scale)), "f")
+    allowed = tolerance if tolerance is not None else Decimal(0)
+    if abs(difference) > allowed and not write_off_reason:
+        raise ValidationError(
+            f"The records do not balance: left minus right is {shown}, more than the tolerance "
+            f"{allowed}. Give a write_off_reason to match them anyway.",
+            code="unbalanced",
+            errors=[{"field": "write_off_reason", "message": f"Required: difference {shown}."}],
+            difference=shown,
+        )
+    match = ManualMatch(
+        project_id=project.id,
+        job_id=job.id,
+        left_rows=list(left_rows),
+        right_rows=list(right_rows),
+        difference=shown,
+        write_off_reason=write_off_reason,
+        note=note,
+        created_by_id=actor.id,
+    )
+    session.add(match)
+    session.flush()
+    now = utcnow()
+    for exc in exceptions:
+        exc.status, exc.reason_code, exc.resolved_at, exc.updated_at = (
+            ExceptionStatus.resolved,
+            REASON,
+            now,
+            now,
+        )
+    record(
+        session=session,
+        actor=actor,
+        action="manual_match.create",
+        object_type="manual_match",
+        object_id=match.id,
+        project_id=project.id,
+        after={
+            "job_id": job.id,
+            "left_rows": list(left_rows),
+            "right_rows": list(right_rows),
+            "difference": shown,
+            "tolerance": str(allowed),
+            "write_off_reason": write_off_reason,
+            "note": note,
+            "exception_ids": sorted(e.id for e in exceptions),
+        },
+    )
+    with db_query_timer("insert", "manual_matches"):
+        session.commit()
+    invalidate_analytics(cache=cache, project_id=project.id)
+    return match

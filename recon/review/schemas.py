@@ -1,0 +1,143 @@
+import marshmallow as ma
+
+from recon.pagination import PageArgsSchema, page_schema
+from recon.review.models import ExceptionKind, ExceptionStatus
+
+# Reasons a person may give when resolving; the system uses its own
+# (matched_by_job, matched_by_suggestion, matched_manually) which people may also pick
+# where it applies.
+REASON_CODES = (
+    "timing_difference",
+    "bank_fee",
+    "fx_difference",
+    "rounding",
+    "duplicate",
+    "data_entry_error",
+    "missing_record",
+    "written_off",
+    "matched_manually",
+    "other",
+)
+ACTIONS = ("assign", "resolve", "close", "reopen")
+PATCH_STATUSES = ("assigned", "resolved", "closed", "reopened")
+
+
+class ExceptionFilterSchema(ma.Schema):
+    status = ma.fields.Enum(ExceptionStatus, by_value=True, load_default=None)
+    kind = ma.fields.Enum(ExceptionKind, by_value=True, load_default=None)
+    side = ma.fields.String(load_default=None, validate=ma.validate.OneOf(("left", "right")))
+    job = ma.fields.Integer(load_default=None, metadata={"description": "job id"})
+    assignee = ma.fields.Integer(load_default=None, metadata={"description": "user id"})
+    min_age_days = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
+    max_age_days = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
+    q = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "text in key, description or note"},
+    )
+
+
+class ExceptionArgsSchema(ExceptionFilterSchema, PageArgsSchema):
+    pass
+
+
+class ExceptionSchema(ma.Schema):
+    id = ma.fields.Integer()
+    project_id = ma.fields.Integer()
+    job_id = ma.fields.Integer()
+    pair_key = ma.fields.String(metadata={"description": "left_source_id:right_source_id"})
+    kind = ma.fields.Enum(ExceptionKind, by_value=True)
+    side = ma.fields.String()
+    row = ma.fields.Integer()
+    match_id = ma.fields.Integer(allow_none=True)
+    pass_name = ma.fields.String(allow_none=True)
+    confidence = ma.fields.String(allow_none=True)
+    key = ma.fields.String(allow_none=True)
+    amount = ma.fields.String(metadata={"description": "exact decimal as text"})
+    currency = ma.fields.String(allow_none=True)
+    date = ma.fields.Date(allow_none=True)
+    description = ma.fields.String(allow_none=True)
+    counterpart = ma.fields.List(ma.fields.Dict(), allow_none=True)
+    diff = ma.fields.Dict(allow_none=True)
+    status = ma.fields.Enum(ExceptionStatus, by_value=True)
+    assignee_id = ma.fields.Integer(allow_none=True)
+    reason_code = ma.fields.String(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    opened_at = ma.fields.AwareDateTime()
+    resolved_at = ma.fields.AwareDateTime(allow_none=True)
+    updated_at = ma.fields.AwareDateTime()
+
+
+class ExceptionUpdateSchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(PATCH_STATUSES))
+    assignee_id = ma.fields.Integer(allow_none=True)
+    note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10_000))
+    reason_code = ma.fields.String(validate=ma.validate.OneOf(REASON_CODES))
+
+
+class BulkSchema(ma.Schema):
+    filter = ma.fields.Nested(ExceptionFilterSchema, load_default=dict)
+    action = ma.fields.String(required=True, validate=ma.validate.OneOf(ACTIONS))
+    assignee_id = ma.fields.Integer(load_default=None)
+    reason_code = ma.fields.String(load_default=None, validate=ma.validate.OneOf(REASON_CODES))
+    note = ma.fields.String(load_default=None, validate=ma.validate.Length(max=10_000))
+
+
+class BulkResultSchema(ma.Schema):
+    updated = ma.fields.Integer()
+    skipped = ma.fields.Integer(
+        metadata={"description": "exceptions matching the filter whose status forbids the action"}
+    )
+
+
+class CommentCreateSchema(ma.Schema):
+    body = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=10_000))
+
+
+class CommentSchema(ma.Schema):
+    id = ma.fields.Integer()
+    exception_id = ma.fields.Integer()
+    author_id = ma.fields.Integer(allow_none=True)
+    author = ma.fields.String(allow_none=True)
+    body = ma.fields.String()
+    created_at = ma.fields.AwareDateTime()
+
+
+class ManualMatchCreateSchema(ma.Schema):
+    left_rows = ma.fields.List(
+        ma.fields.Integer(validate=ma.validate.Range(min=0)),
+        required=True,
+        validate=ma.validate.Length(min=1, max=10_000),
+    )
+    right_rows = ma.fields.List(
+        ma.fields.Integer(validate=ma.validate.Range(min=0)),
+        required=True,
+        validate=ma.validate.Length(min=1, max=10_000),
+    )
+    tolerance = ma.fields.Decimal(
+        as_string=True,
+        load_default=None,
+        validate=ma.validate.Range(min=0),
+        metadata={"description": 'largest |sum(left) - sum(right)| accepted, e.g. "0.01"'},
+    )
+    write_off_reason = ma.fields.String(
+        load_default=None, validate=ma.validate.Length(min=1, max=200)
+    )
+    note = ma.fields.String(load_default=None, validate=ma.validate.Length(max=10_000))
+
+
+class ManualMatchSchema(ma.Schema):
+    id = ma.fields.Integer()
+    project_id = ma.fields.Integer()
+    job_id = ma.fields.Integer()
+    left_rows = ma.fields.List(ma.fields.Integer())
+    right_rows = ma.fields.List(ma.fields.Integer())
+    difference = ma.fields.String(metadata={"description": "sum(left) - sum(right), exact"})
+    write_off_reason = ma.fields.String(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    created_by_id = ma.fields.Integer(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+
+
+ExceptionPageSchema = page_schema(ExceptionSchema, "ExceptionPage")
+CommentPageSchema = page_schema(CommentSchema, "CommentPage")

@@ -1,0 +1,354 @@
+"""The exception workflow: list, read, assign, resolve, close, reopen, comment, accept or
+reject suggestions (bulk actions: ``recon.review.bulk``; manual matches:
+``recon.review.manual``).
+
+Every change appends one audit event in the same transaction and drops the
+project's cached analytics. Transitions (anything else is 409):
+
+    open | assigned | reopened  --assign-->  assigned
+    open | assigned | reopened  --resolve (reason_code required)-->  resolved
+    open | assigned | reopened  --close-->  closed
+    resolved | closed           --reopen-->  reopened
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+
+from instrumentation import db_query_timer
+from recon.analytics.service import Cache, invalidate_analytics
+from recon.audit.service import SYSTEM, Actor, record, snapshot
+from recon.db_types import SessionLike, utcnow
+from recon.errors import Conflict, NotFound, ValidationError
+from recon.pagination import Page, paginate
+from recon.projects.models import Membership, Project, ProjectRole
+from recon.review.models import (
+    OPEN_STATUSES,
+    Comment,
+    ExceptionKind,
+    ExceptionStatus,
+    ReconException,
+)
+from recon.users.models import Role, User
+
+AUDITED = ("status", "kind", "assignee_id", "reason_code", "note", "resolved_at")
+CLOSED_STATUSES = (ExceptionStatus.resolved, ExceptionStatus.closed)
+ACCEPTED = "matched_by_suggestion"
+
+
+def filtered_query(
+    *, project_id: int, filters: dict[str, Any], now: datetime | None = None
+) -> Select[Any]:
+    """Return the select of the project's exceptions matching ``filters``, oldest first.
+
+    Age is in whole days since ``opened_at``: ``min_age_days`` 2 keeps exceptions opened
+    two or more days ago, ``max_age_days`` 7 those opened less than eight days ago.
+    """
+    now = now or utcnow()
+    query = select(ReconException).where(ReconException.project_id == project_id)
+    if filters.get("status") is not None:
+        query = query.where(ReconException.status == filters["status"])
+    if filters.get("kind") is not None:
+        query = query.where(ReconException.kind == filters["kind"])
+    if filters.get("side") is not None:
+        query = query.where(ReconException.side == filters["side"])
+    if filters.get("job") is not None:
+        query = query.where(ReconException.job_id == filters["job"])
+    if filters.get("assignee") is not None:
+        query = query.where(ReconException.assignee_id == filters["assignee"])
+    if filters.get("min_age_days") is not None:
+        query = query.where(ReconException.opened_at <= now - timedelta(filters["min_age_days"]))
+    if filters.get("max_age_days") is not None:
+        cutoff = now - timedelta(filters["max_age_days"] + 1)
+        query = query.where(ReconException.opened_at > cutoff)
+    if filters.get("q"):
+        pattern = f"%{filters['q'].lower()}%"
+        query = query.where(
+            or_(
+                func.lower(ReconException.key).like(pattern),
+                func.lower(ReconException.description).like(pattern),
+                func.lower(ReconException.note).like(pattern),
+            )
+        )
+    return query.order_by(ReconException.opened_at, ReconException.id)
+
+
+def get_exceptions(
+    *, session: SessionLike, project: Project, page: int = 1, per_page: int = 50, **filters: Any
+) -> Page[ReconException]:
+    """Return a page of the project's exceptions matching the filters, oldest first."""
+    query = filtered_query(project_id=project.id, filters=filters)
+    with db_query_timer("select", "exceptions"):
+        return paginate(session, query, page=page, per_page=per_page)
+
+
+def get_exception(*, session: SessionLike, project: Project, exception_id: int) -> ReconException:
+    """Return the project's exception ``exception_id`` or raise NotFound."""
+    with db_query_timer("select", "exceptions"):
+        found = session.get(ReconException, exception_id)
+    if found is None or found.project_id != project.id:
+        raise NotFound(f"Exception {exception_id} does not exist in this project.")
+    return found
+
+
+def check_assignee(*, session: SessionLike, project: Project, user_id: int) -> None:
+    """Raise ValidationError unless ``user_id`` may work the project's exceptions."""
+    row = session.execute(
+        select(Membership.role, User.role, User.active)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.project_id == project.id, Membership.user_id == user_id)
+    ).first()
+    if row is None or not row[2]:
+        message = f"User {user_id} is not a member of this project."
+    elif row[0] == ProjectRole.viewer or row[1] == Role.viewer:
+        message = f"User {user_id} is a viewer here and can not work exceptions."
+    else:
+        return
+    raise ValidationError(message, errors=[{"field": "assignee_id", "message": message}])
+
+
+def _not_open(exc: ReconException, doing: str) -> Conflict:
+    return Conflict(
+        f"Exception {exc.id} is {exc.status.value}; reopen it before you {doing} it.",
+        code="invalid_transition",
+    )
+
+
+def _apply(
+    session: SessionLike,
+    project: Project,
+    exc: ReconException,
+    changes: dict[str, Any],
+    now: datetime,
+) -> str:
+    """Apply one PATCH to ``exc`` and return the audit action it amounts to."""
+    status = changes.get("status")
+    if "reason_code" in changes and status not in ("resolved", "closed"):
+        raise ValidationError(
+            "reason_code goes with status resolved or closed.",
+            errors=[{"field": "reason_code", "message": "Only with status resolved or closed."}],
+        )
+    if "assignee_id" in changes and changes["assignee_id"] is not None:
+        check_assignee(session=session, project=project, user_id=changes["assignee_id"])
+    action = "exception.update"
+    if status is None and "assignee_id" in changes:
+        status = "assigned" if changes["assignee_id"] is not None else None
+        if status is None:  # unassign: back to open
+            if not exc.status.is_open:
+                raise _not_open(exc, "unassign")
+            exc.assignee_id = None
+            if exc.status == ExceptionStatus.assigned:
+                exc.status = ExceptionStatus.open
+            action = "exception.unassign"
+    if status == "assigned":
+        if not exc.status.is_open:
+            raise _not_open(exc, "assign")
+        assignee = changes.get("assignee_id", exc.assignee_id)
+        if assignee is None:
+            raise ValidationError(
+                "Assigning needs an assignee.",
+                errors=[{"field": "assignee_id", "message": "Required to assign."}],
+            )
+        exc.assignee_id, exc.status, action = assignee, ExceptionStatus.assigned, "exception.assign"
+    elif status in ("resolved", "closed"):
+        if not exc.status.is_open:
+            raise Conflict(
+                f"Exception {exc.id} is already {exc.status.value}.", code="invalid_transition"
+            )
+        if status == "resolved" and not changes.get("reason_code"):
+            raise ValidationError(
+                "Resolving needs a reason_code.",
+                errors=[{"field": "reason_code", "message": "Required to resolve."}],
+            )
+        if changes.get("assignee_id") is not None:
+            exc.assignee_id = changes["assignee_id"]
+        exc.status = ExceptionStatus(status)
+        exc.reason_code = changes.get("reason_code")
+        exc.resolved_at = now
+        action = "exception.resolve" if status == "resolved" else "exception.close"
+    elif status == "reopened":
+        if exc.status.is_open:
+            raise Conflict(
+                f"Exception {exc.id} is {exc.status.value}; only resolved or closed "
+                "exceptions can be reopened.",
+                code="invalid_transition",
+            )
+        if "assignee_id" in changes:
+            exc.assignee_id = changes["assignee_id"]
+        exc.status, exc.resolved_at, exc.reason_code = ExceptionStatus.reopened, None, None
+        action = "exception.reopen"
+    if "note" in changes:
+        exc.note = changes["note"]
+    elif action == "exception.update":
+        raise ValidationError("Nothing to change: send status, assignee_id, note or reason_code.")
+    return action
+
+
+def _changed(
+    *,
+    session: SessionLike,
+    project: Project,
+    exc: ReconException,
+    action: str,
+    before: dict[str, Any],
+    actor: Actor,
+    cache: Cache | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    record(
+        session=session,
+        actor=actor,
+        action=action,
+        object_type="exception",
+        object_id=exc.id,
+        project_id=project.id,
+        before=before,
+        after={**snapshot(exc, AUDITED), **(extra or {})},
+    )
+    with db_query_timer("update", "exceptions"):
+        session.commit()
+    invalidate_analytics(cache=cache, project_id=project.id)
+
+
+def update_exception(
+    *,
+    session: SessionLike,
+    project: Project,
+    exception: ReconException,
+    changes: dict[str, Any],
+    actor: Actor = SYSTEM,
+    cache: Cache | None = None,
+    now: datetime | None = None,
+) -> ReconException:
+    """Return the exception assigned, resolved, closed, reopened or annotated per ``changes``."""
+    before = snapshot(exception, AUDITED)
+    action = _apply(session, project, exception, changes, now or utcnow())
+    exception.updated_at = now or utcnow()
+    _changed(
+        session=session,
+        project=project,
+        exc=exception,
+        action=action,
+        before=before,
+        actor=actor,
+        cache=cache,
+    )
+    return exception
+
+
+def add_comment(
+    *, session: SessionLike, exception: ReconException, body: str, actor: Actor = SYSTEM
+) -> dict[str, Any]:
+    """Return the new comment on ``exception`` (as the comment list shows it)."""
+    comment = Comment(exception_id=exception.id, author_id=actor.id, body=body)
+    session.add(comment)
+    session.flush()
+    record(
+        session=session,
+        actor=actor,
+        action="exception.comment",
+        object_type="exception",
+        object_id=exception.id,
+        project_id=exception.project_id,
+        after={"comment_id": comment.id, "body": body},
+    )
+    with db_query_timer("insert", "exception_comments"):
+        session.commit()
+    return _comment_view(comment, actor.name)
+
+
+def _comment_view(comment: Comment, author: str | None) -> dict[str, Any]:
+    return {
+        "id": comment.id,
+        "exception_id": comment.exception_id,
+        "author_id": comment.author_id,
+        "author": author,
+        "body": comment.body,
+        "created_at": comment.created_at,
+    }
+
+
+def get_comments(
+    *, session: SessionLike, exception: ReconException, page: int = 1, per_page: int = 50
+) -> Page[dict[str, Any]]:
+    """Return a page of the exception's comments, oldest first, with their authors' names."""
+    where = Comment.exception_id == exception.id
+    with db_query_timer("select", "exception_comments"):
+        total = session.scalar(select(func.count()).select_from(Comment).where(where)) or 0
+        rows = session.execute(
+            select(Comment, User.username)
+            .outerjoin(User, User.id == Comment.author_id)
+            .where(where)
+            .order_by(Comment.created_at, Comment.id)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).all()
+    items = [_comment_view(comment, name) for comment, name in rows]
+    return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+def _suggestion(session: SessionLike, exc: ReconException) -> list[ReconException]:
+    if exc.kind != ExceptionKind.suggested or exc.match_id is None:
+        raise Conflict(
+            f"Exception {exc.id} is a {exc.kind.value}, not a suggestion.", code="not_a_suggestion"
+        )
+    if not exc.status.is_open:
+        raise Conflict(
+            f"Exception {exc.id} is already {exc.status.value}.", code="invalid_transition"
+        )
+    with db_query_timer("select", "exceptions"):
+        return list(
+            session.scalars(
+                select(ReconException)
+                .where(
+                    ReconException.project_id == exc.project_id,
+                    ReconException.job_id == exc.job_id,
+                    ReconException.match_id == exc.match_id,
+                    ReconException.kind == ExceptionKind.suggested,
+                    ReconException.status.in_(OPEN_STATUSES),
+                )
+                .order_by(ReconException.side, ReconException.row)
+            )
+        )
+
+
+def decide_suggestion(
+    *,
+    session: SessionLike,
+    project: Project,
+    exception: ReconException,
+    accept: bool,
+    actor: Actor = SYSTEM,
+    cache: Cache | None = None,
+) -> list[ReconException]:
+    """Return every exception of the suggestion, resolved (accept) or turned into unmatched
+    records (reject: the suggestion is dropped; open, or assigned when someone has it)."""
+    members = _suggestion(session, exception)
+    before = {m.id: snapshot(m, AUDITED) for m in members}
+    now = utcnow()
+    for member in members:
+        if accept:
+            member.status, member.reason_code, member.resolved_at = (
+                ExceptionStatus.resolved,
+                ACCEPTED,
+                now,
+            )
+        else:
+            member.kind, member.match_id, member.counterpart = ExceptionKind.unmatched, None, None
+            member.pass_name, member.confidence = None, None
+            member.status = ExceptionStatus.assigned if member.assignee_id else ExceptionStatus.open
+        member.updated_at = now
+    _changed(
+        session=session,
+        project=project,
+        exc=exception,
+        action="exception.accept" if accept else "exception.reject",
+        before={"exceptions": before},
+        actor=actor,
+        cache=cache,
+        extra={"exception_ids": [m.id for m in members]},
+    )
+    return members

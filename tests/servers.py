@@ -1,0 +1,80 @@
+"""Start the real thing for end-to-end tests: migrate, then gunicorn with the shipped config."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PORT": str(port),
+        "RECON_BIND_HOST": "127.0.0.1",
+        "RECON_DATABASE_URL": f"sqlite:///{tmp / 'recon.db'}",
+        "RECON_DATA_DIR": str(tmp / "data"),
+        "RECON_REDIS_URL": "",
+        "RECON_METRICS_TOKEN": "",
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+
+
+@contextmanager
+def gunicorn(tmp: Path, **extra: str) -> Iterator[str]:
+    """Migrate a fresh database, serve wsgi:app, yield the base URL; always stop it."""
+    port = free_port()
+    env = server_env(tmp, port, **extra)
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    log = (tmp / "gunicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start: {(tmp / 'gunicorn.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/health", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)  # quick shutdown
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
