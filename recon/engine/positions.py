@@ -1,0 +1,59 @@
+"""Where each source row goes in the results file, without sorting the results in SQL.
+
+The results are sorted by row. Sorting two million wide result rows in DuckDB
+costs more than everything else the engine does on them, so the engine numbers
+the rows once after loading (a sort of one integer column in NumPy, skipped
+when the source is already in row order, as ingested files are) and places
+every result value straight at its row's position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class RowIndex:
+    """The rows of one loaded side: in table scan order, and the sorted order of them."""
+
+    scan_rows: np.ndarray
+    order: np.ndarray | None  # scan position of each sorted position; None when already sorted
+
+    @classmethod
+    def from_rows(cls, rows: pa.ChunkedArray) -> RowIndex | None:
+        """The index of a row column in scan order, or None when a row is missing or repeats."""
+        if rows.null_count:
+            return None
+        scan = np.asarray(rows.to_numpy(), dtype=np.int64)
+        if scan.size < 2 or bool(np.all(scan[1:] > scan[:-1])):
+            return cls(scan_rows=scan, order=None)
+        order = np.argsort(scan, kind="stable")
+        ordered = scan[order]
+        if not bool(np.all(ordered[1:] > ordered[:-1])):
+            return None
+        return cls(scan_rows=scan, order=order)
+
+    @property
+    def size(self) -> int:
+        return int(self.scan_rows.size)
+
+    def sorted_rows(self) -> np.ndarray:
+        return self.scan_rows if self.order is None else self.scan_rows[self.order]
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """The position in row order of each given row (every row must exist)."""
+        ordered = self.sorted_rows()
+        if ordered.size and ordered[-1] - ordered[0] == ordered.size - 1:
+            return rows - ordered[0]  # rows numbered without gaps, the usual case
+        return np.searchsorted(ordered, rows)
+
+    def to_scan_order(self, values: np.ndarray) -> np.ndarray:
+        """Values given in row order, rearranged into the table's scan order."""
+        if self.order is None:
+            return values
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out

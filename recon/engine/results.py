@@ -1,0 +1,199 @@
+"""The results file (one row per input record and side) and the summary.
+
+Record tables and queries give, per matched or paired record, its values in
+no particular order. Each side's results are assembled in Arrow at the
+record's position in row order (see positions.py) rather than joined and
+sorted in SQL, then both sides are written by one COPY.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from recon.engine.load import Side
+
+STATUSES = ("matched", "suggested", "break", "unmatched")
+UNMATCHED = STATUSES.index("unmatched")
+RECORD_COLUMNS = (
+    '"row", status_code, pass_code, match_id, confidence, amount_diff, date_diff_days, diff_fields'
+)
+
+
+def record_columns(match_id: str, confidence: str, diff: str, days: str) -> str:
+    """The columns after side, row of a record table; status and pass are bound (?, ?)."""
+    return (
+        f"CAST(CAST(? AS VARCHAR) AS recon_status) AS status, "
+        f"CAST(CAST(? AS VARCHAR) AS recon_pass) AS pass, "
+        f"CAST({match_id} AS BIGINT) AS match_id, CAST({confidence} AS DOUBLE) AS confidence, "
+        f"{diff} AS amount_diff, CAST({days} AS INTEGER) AS date_diff_days"
+    )
+
+
+def record_table_sql(table: str, side: str) -> str:
+    """One side's records of a record table, in the shape write_results reads."""
+    has_fields = table.startswith("break")
+    return f"""SELECT "row", CAST(enum_code(status) AS UTINYINT) AS status_code,
+               CAST(enum_code(pass) AS UTINYINT) AS pass_code, match_id, confidence,
+               amount_diff, date_diff_days,
+               {"diff_fields" if has_fields else "CAST(NULL AS VARCHAR)"} AS diff_fields
+               FROM {table} WHERE side = '{side}'"""  # noqa: S608
+
+
+def create_types(con: duckdb.DuckDBPyConnection, pass_names: list[str]) -> None:
+    """Status and pass as ENUMs: one byte per record through the passes."""
+
+    def quote(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    statuses = ", ".join(quote(s) for s in STATUSES)
+    con.execute(f"CREATE TYPE recon_status AS ENUM ({statuses})")
+    con.execute("CREATE TYPE recon_side AS ENUM ('left', 'right')")
+    passes = ", ".join(quote(p) for p in [*pass_names, "break"])
+    con.execute(f"CREATE TYPE recon_pass AS ENUM ({passes})")
+
+
+def _side_results(
+    con: duckdb.DuckDBPyConnection,
+    side: Side,
+    records: list[str],
+    pass_names: list[str],
+    scale: int,
+) -> tuple[pa.Table, np.ndarray, int]:
+    """One side's results in row order, its status codes in row order and its duplicate keys."""
+    index = side.index
+    union = (
+        " UNION ALL ".join(records) if records else (f"SELECT {', '.join(['NULL'] * 8)} LIMIT 0")
+    )
+    found = con.sql(
+        f"""SELECT CAST("row" AS BIGINT) AS "row", status_code, pass_code,
+                   CAST(match_id AS BIGINT) AS match_id, CAST(confidence AS DOUBLE) AS confidence,
+                   CAST(amount_diff AS DECIMAL(38, {scale})) AS amount_diff,
+                   CAST(date_diff_days AS INTEGER) AS date_diff_days,
+                   CAST(diff_fields AS VARCHAR) AS diff_fields
+            FROM ({union})"""  # noqa: S608
+    ).to_arrow_table()
+    at = index.positions(np.asarray(found["row"].to_numpy(), dtype=np.int64))
+    source = np.full(index.size, -1, dtype=np.int64)
+    source[at] = np.arange(len(found), dtype=np.int64)
+    take = pa.array(source, mask=source < 0)
+    status = np.full(index.size, UNMATCHED, dtype=np.int8)
+    status[at] = found["status_code"].to_numpy()
+    duplicate = np.zeros(index.size, dtype=bool)
+    repeated = con.sql(
+        f'SELECT "row" FROM {side.table} SEMI JOIN {side.duplicates} USING (k)'  # noqa: S608
+    ).to_arrow_table()["row"]
+    duplicate[index.positions(np.asarray(repeated.to_numpy(), dtype=np.int64))] = True
+
+    def column(name: str) -> pa.ChunkedArray:
+        return found[name].take(take)
+
+    table = pa.table(
+        {
+            "row": pa.array(index.sorted_rows(), pa.int64()),
+            "status": pa.array(status, pa.int8()),
+            "pass": column("pass_code"),
+            "match_id": column("match_id"),
+            "confidence": column("confidence"),
+            "amount_diff": column("amount_diff"),
+            "date_diff_days": column("date_diff_days"),
+            "duplicate_key": pa.array(duplicate, pa.bool_()),
+            "diff_fields": column("diff_fields"),
+        }
+    )
+    return table, status, int(np.count_nonzero(duplicate))
+
+
+def write_results(
+    con: duckdb.DuckDBPyConnection,
+    sides: tuple[Side, Side],
+    records: tuple[list[str], list[str]],
+    pass_names: list[str],
+    scale: int,
+    out_path: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write every record of both sides, sorted by side and row, atomically to out_path.
+
+    ``records`` holds, per side, queries of the records that have a status
+    other than unmatched (columns RECORD_COLUMNS). Returns both sides' summaries.
+    """
+    tables = []
+    summaries = []
+    for side, queries in zip(sides, records, strict=True):
+        table, status, duplicates = _side_results(con, side, queries, pass_names, scale)
+        tables.append(table)
+        summaries.append(_side_summary(con, side, status, duplicates))
+    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
+    con.register("results_left", tables[0])
+    con.register("results_right", tables[1])
+    # Codes become ENUMs again: the Parquet writer stores an ENUM's dictionary as is,
+    # where it would hash every string of a VARCHAR column.
+    names = [*pass_names, "break"]
+    status = _enum_case("status", len(STATUSES), "recon_status")
+    passes = _enum_case('"pass"', len(names), "recon_pass")
+    columns = (
+        f'"row", {status} AS status, {passes} AS pass, match_id, confidence, amount_diff, '
+        "date_diff_days, duplicate_key, diff_fields"
+    )
+    try:
+        con.execute(
+            f"""COPY (SELECT CAST('left' AS recon_side) AS side, {columns} FROM results_left
+                      UNION ALL
+                      SELECT CAST('right' AS recon_side) AS side, {columns} FROM results_right)
+                TO '{_quote(tmp)}' (FORMAT parquet, COMPRESSION zstd)""",  # noqa: S608
+            [*STATUSES, *names, *STATUSES, *names],
+        )
+        os.replace(tmp, out_path)
+    finally:
+        con.unregister("results_left")
+        con.unregister("results_right")
+        tmp.unlink(missing_ok=True)
+    return summaries[0], summaries[1]
+
+
+def _enum_case(column: str, values: int, enum: str) -> str:
+    """A code column as its ENUM; the values are bound in order (they include pass names)."""
+    arms = " ".join(f"WHEN {i} THEN ?" for i in range(values))
+    return f"CAST(CASE {column} {arms} END AS {enum})"
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _money(value: Decimal, scale: int) -> str:
+    return format(value.quantize(Decimal(1).scaleb(-scale)), "f")
+
+
+def _side_summary(
+    con: duckdb.DuckDBPyConnection, side: Side, status: np.ndarray, duplicates: int
+) -> dict[str, Any]:
+    """Rows and amount per currency for every status of one side (all four always present)."""
+    by_status: dict[str, Any] = {s: {"rows": 0, "amount": {}} for s in STATUSES}
+    # The codes line up with the table's scan order, so a positional join pairs them.
+    codes = pa.table({"code": side.index.to_scan_order(status)})
+    con.register("status_codes", codes)
+    try:
+        rows = con.execute(
+            f"""SELECT c.code, coalesce(s.ccy, '') AS ccy, count(*), sum(s.amt)
+                FROM (SELECT amt, ccy FROM {side.table}) s POSITIONAL JOIN status_codes c
+                GROUP BY ALL ORDER BY ALL"""  # noqa: S608
+        ).fetchall()
+    finally:
+        con.unregister("status_codes")
+    for code, ccy, n, total in rows:
+        entry = by_status[STATUSES[code]]
+        entry["rows"] += int(n)
+        entry["amount"][ccy] = _money(total, side.scale)
+    return {
+        "rows": side.rows,
+        "by_status": by_status,
+        "duplicate_keys": duplicates,
+    }

@@ -1,0 +1,183 @@
+"""``recon reconcile``: files in, results.parquet + summary.json (+ CSVs) out, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from recon.engine.cli import main
+from tests.engine.engine_helpers import write_source
+
+RULES = {
+    "passes": [
+        {"name": "exact", "match_on": ["key"]},
+        {"name": "tolerant", "match_on": ["key"], "amount_tolerance": {"absolute": "1"}},
+    ],
+    "break_on": ["key"],
+}
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    left = write_source(
+        tmp_path / "left.parquet",
+        [
+            {"key": "A", "amount": "10.00", "description": "alpha"},
+            {"key": "B", "amount": "20.00"},
+            {"key": "C", "amount": "30.00"},
+            {"key": "D", "amount": "40.00"},
+        ],
+    )
+    right = write_source(
+        tmp_path / "right.parquet",
+        [
+            {"key": "A", "amount": "10.00"},
+            {"key": "B", "amount": "20.50"},
+            {"key": "C", "amount": "35.00"},
+        ],
+    )
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(RULES))
+    return left, right, rules
+
+
+def test_reconcile_writes_results_summary_and_csvs(
+    inputs: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    left, right, rules = inputs
+    out = tmp_path / "out"
+    code = main(
+        [
+            "reconcile",
+            str(left),
+            str(right),
+            "--rules",
+            str(rules),
+            "--out",
+            str(out),
+            "--csv",
+            "--memory-limit",
+            "256MB",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "exact" in printed and "tolerant" in printed and "match rate" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["left"]["by_status"]["matched"]["rows"] == 2
+    assert summary["breaks"] == 1
+    assert pq.read_table(out / "results.parquet").num_rows == 7
+    with (out / "matched.csv").open() as fh:
+        matched = list(csv.DictReader(fh))
+    assert [(r["side"], r["row"], r["key"], r["pass"]) for r in matched] == [
+        ("left", "1", "A", "exact"),
+        ("left", "2", "B", "tolerant"),
+        ("right", "1", "A", "exact"),
+        ("right", "2", "B", "tolerant"),
+    ]
+    with (out / "unmatched.csv").open() as fh:
+        assert [r["key"] for r in csv.DictReader(fh)] == ["D"]
+    with (out / "break.csv").open() as fh:
+        assert {r["diff_fields"] for r in csv.DictReader(fh)} == {"amount"}
+
+
+@pytest.mark.parametrize(
+    ("rules_text", "message"),
+    [
+        ('{"passes": []}', "needs at least one pass"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_bad_rules_exit_2_with_the_message(
+    inputs: tuple[Path, Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    rules_text: str,
+    message: str,
+) -> None:
+    left, right, rules = inputs
+    rules.write_text(rules_text)
+    code = main(
+        ["reconcile", str(left), str(right), "--rules", str(rules), "--out", str(tmp_path / "out")]
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.parquet").exists()
+
+
+def test_missing_input_and_bad_options_exit_2(
+    inputs: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    left, _right, rules = inputs
+    code = main(
+        [
+            "reconcile",
+            str(left),
+            str(tmp_path / "nope.csv"),
+            "--rules",
+            str(rules),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    code = main(
+        [
+            "reconcile",
+            str(left),
+            str(left),
+            "--rules",
+            str(rules),
+            "--out",
+            str(tmp_path / "out"),
+            "--left-options",
+            "[1]",
+        ]
+    )
+    assert code == 2 and "--left-options must be a JSON object" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("recon.sources.parsing") is None,
+    reason="the sources parser (recon.sources.parsing) is not there yet",
+)
+def test_csv_inputs_go_through_the_sources_parser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "card_settlements"
+    out = tmp_path / "out"
+    code = main(
+        [
+            "reconcile",
+            str(examples / "settlements.csv"),
+            str(examples / "orders.csv"),
+            "--rules",
+            str(examples / "rules.json"),
+            "--out",
+            str(out),
+            "--left-options",
+            '{"date_format": "%Y-%m-%d"}',
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["left"]["by_status"]["matched"]["rows"] == 5
+    assert summary["breaks"] == 3
+
+
+def test_csv_parse_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("recon.sources.parsing")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("reference,amount,date\nA,not-a-number,2024-01-01\n")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(RULES))
+    code = main(
+        ["reconcile", str(bad), str(bad), "--rules", str(rules), "--out", str(tmp_path / "out")]
+    )
+    assert code == 2
+    assert "recon:" in capsys.readouterr().err
