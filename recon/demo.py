@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -169,38 +170,41 @@ def load_demo(*, session: SessionLike, storage: Storage, owner_id: int, enqueue)
     session.add(project)
     session.commit()
     bank, ledger = generate()
-    left = create_source(
-        session=session,
-        storage=storage,
-        project=project,
-        max_bytes=64 * 2**20,
-        actor=SYSTEM,
-        upload=Upload(
-            stream=io.BytesIO(bank.encode()),
-            filename="bank-2024-03.csv",
-            name="Bank statement March 2024",
-            mapping={"date": "Booking Date"},
-            options={
-                "skip_rows": 1,
-                "date_format": "%d/%m/%Y",
-                "debit_column": "Debit",
-                "credit_column": "Credit",
-            },
-        ),
+
+    def upload(text: str, filename: str, name: str, mapping: dict, options: dict | None) -> Any:
+        return create_source(
+            session=session,
+            storage=storage,
+            project=project,
+            max_bytes=64 * 2**20,
+            actor=SYSTEM,
+            upload=Upload(
+                stream=io.BytesIO(text.encode()),
+                filename=filename,
+                name=name,
+                mapping=mapping,
+                options=options,
+            ),
+        )
+
+    left = upload(
+        bank,
+        "bank-2024-03.csv",
+        "Bank statement March 2024",
+        {"date": "Booking Date"},
+        {
+            "skip_rows": 1,
+            "date_format": "%d/%m/%Y",
+            "debit_column": "Debit",
+            "credit_column": "Credit",
+        },
     )
-    right = create_source(
-        session=session,
-        storage=storage,
-        project=project,
-        max_bytes=64 * 2**20,
-        actor=SYSTEM,
-        upload=Upload(
-            stream=io.BytesIO(ledger.encode()),
-            filename="ledger-2024-03.csv",
-            name="Ledger March 2024",
-            mapping={"key": "Doc No", "date": "Posting Date"},
-            options=None,
-        ),
+    right = upload(
+        ledger,
+        "ledger-2024-03.csv",
+        "Ledger March 2024",
+        {"key": "Doc No", "date": "Posting Date"},
+        None,
     )
     ruleset = save_ruleset(
         session=session,

@@ -136,10 +136,10 @@ def write_results(
     # Codes become ENUMs again: the Parquet writer stores an ENUM's dictionary as is,
     # where it would hash every string of a VARCHAR column.
     names = [*pass_names, "break"]
-    status = _enum_case("status", len(STATUSES), "recon_status")
-    passes = _enum_case('"pass"', len(names), "recon_pass")
+    status_sql = _enum_case("status", len(STATUSES), "recon_status")
+    pass_sql = _enum_case('"pass"', len(names), "recon_pass")
     columns = (
-        f'"row", {status} AS status, {passes} AS pass, match_id, confidence, amount_diff, '
+        f'"row", {status_sql} AS status, {pass_sql} AS pass, match_id, confidence, amount_diff, '
         "date_diff_days, duplicate_key, diff_fields"
     )
     try:

@@ -234,7 +234,7 @@ def _shrink(con: Any, pools: list[str], records: str, index: int) -> list[str]:
     return out
 
 
-def _drop_pools(con: Any, pools: list[str]) -> None:
+def _drop_pools(con: Any, pools: Sequence[str]) -> None:
     for pool in pools:
         if "_pool_" in pool:  # the source tables stay: the results are built from them
             con.execute(f"DROP TABLE {pool}")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, stream_with_context, url_for
+from flask import Response, current_app, jsonify, stream_with_context, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -86,7 +86,16 @@ class JobById(MethodView):
     @blp.response(200, JobSchema)
     def get(self, pid: int, jid: int) -> Any:
         """Status, progress (with the current pass), attempt, error and, when done, the summary."""
-        return _job(jid)
+        # A finished job never changes again: its JSON is served from the cache.
+        cached = current_app.extensions["recon_cache"].get(f"job:{jid}")
+        if cached is not None and cached.get("project_id") == pid:
+            return jsonify(cached)
+        job = _job(jid)
+        if job.status.finished:
+            payload = JobSchema().dump(job)
+            current_app.extensions["recon_cache"].set(f"job:{jid}", payload)
+            return jsonify(payload)
+        return job
 
 
 @blp.route("/jobs/<int:jid>/cancel", methods=["POST"])

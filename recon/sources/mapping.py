@@ -228,7 +228,7 @@ def _missing(
         '"date": "Date"}, or name the columns as recognised (' + expected + ")."
     )
     problems = [problem(f"missing required column: {m}", column=m.split(" ")[0]) for m in missing]
-    return UploadRejected(detail, reason="missing_field", problems=problems, headers=headers)
+    return UploadRejected(detail, reason="missing_field", problems=problems, columns_found=headers)
 
 
 DATA_LIKE = re.compile(r"^[\s$€£(+-]*\d[\d\s.,/:'-]*\)?\s*[A-Za-z]{0,3}$")

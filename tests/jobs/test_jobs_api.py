@@ -234,3 +234,15 @@ def test_source_used_by_a_job_can_not_be_deleted(analyst, setup):
     start(analyst, pid, left, right)
     response = analyst.delete(f"/api/projects/{pid}/sources/{left}")
     assert response.status_code == 409 and response.get_json()["code"] == "source_in_use"
+
+
+def test_finished_job_is_served_from_the_cache(analyst, setup, app):
+    pid, left, right = setup
+    jid = start(analyst, pid, left, right).get_json()["id"]
+    first = analyst.get(f"/api/projects/{pid}/jobs/{jid}").get_json()
+    cache = app.extensions["recon_cache"]
+    assert cache.get(f"job:{jid}")["status"] == "succeeded"
+    assert analyst.get(f"/api/projects/{pid}/jobs/{jid}").get_json() == first
+    # Another project's id can't read it through the cache.
+    other = analyst.post("/api/projects", json={"name": "Other"}).get_json()["id"]
+    assert analyst.get(f"/api/projects/{other}/jobs/{jid}").status_code == 404

@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recon.extensions import db
 from recon.sources.models import Source
@@ -169,3 +171,27 @@ def test_idempotency_key_replays_an_upload(analyst, project):
     )
     assert other.status_code == 422
     assert db.session.query(Source).count() == 1
+
+
+def test_missing_field_is_422_naming_the_columns_found(analyst, project, app):
+    before = stored_files(app)
+    response = upload(analyst, project, b"a;b\n1;2\n", filename="odd.csv")
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["reason"] == "missing_field" and body["columns_found"] == ["a", "b"]
+    assert stored_files(app) == before
+
+
+def test_header_only_file_is_422(analyst, project):
+    response = upload(analyst, project, b"a;b\n", filename="empty.csv")
+    assert response.status_code == 422 and response.get_json()["code"] == "upload_rejected"
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=2000) | st.text(max_size=500).map(str.encode),
+       name=st.sampled_from(["x.csv", "x.xlsx", "x.txt", "x"]))
+def test_arbitrary_uploads_never_cause_a_500(analyst, project, data, name):
+    response = upload(analyst, project, data, filename=name, name=f"fuzz-{len(data)}")
+    assert response.status_code in (201, 409, 422), response.get_json()
+    assert response.mimetype in ("application/json", "application/problem+json")
