@@ -15,7 +15,10 @@ import itertools
 from collections.abc import Callable
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+
+from recon.engine.positions import arrow
 
 _ids = itertools.count()
 
@@ -101,8 +104,15 @@ def _greedy_walk(con: duckdb.DuckDBPyConnection, amb: str, acc: str) -> None:
             kept.append((lrow, rrow))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {acc} (lrow BIGINT, rrow BIGINT)")
     if kept:
+        pairs_array = np.array(kept, dtype=np.int64)
         con.register(
-            "greedy_kept", pa.table({"lrow": [p[0] for p in kept], "rrow": [p[1] for p in kept]})
+            "greedy_kept",
+            pa.table(
+                {
+                    "lrow": arrow(np.ascontiguousarray(pairs_array[:, 0]), pa.int64()),
+                    "rrow": arrow(np.ascontiguousarray(pairs_array[:, 1]), pa.int64()),
+                }
+            ),
         )
         con.execute(f"INSERT INTO {acc} SELECT lrow, rrow FROM greedy_kept")  # noqa: S608
         con.unregister("greedy_kept")

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from recon.engine.assign import assign_groups, assign_one_to_one
+from recon.engine.positions import arrow
 from recon.engine.results import record_columns
 from recon.engine.rules import PassSpec
 from recon.engine.settle import PassCounts
@@ -75,7 +77,7 @@ def _similarities(con: duckdb.DuckDBPyConnection, cand: str, threads: int | None
         )
         lrows.append(batch.column(0))
         rrows.append(batch.column(1))
-        sims.append(pa.array(scores.astype("float64")))
+        sims.append(arrow(np.ascontiguousarray(scores, dtype=np.float64).ravel(), pa.float64()))
     return pa.table(
         {
             "lrow": pa.chunked_array(lrows, pa.int64()),

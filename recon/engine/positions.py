@@ -5,6 +5,10 @@ costs more than everything else the engine does on them, so the engine numbers
 the rows once after loading (a sort of one integer column in NumPy, skipped
 when the source is already in row order, as ingested files are) and places
 every result value straight at its row's position.
+
+NumPy and Arrow meet here through raw buffers: ``pa.array(ndarray)`` and
+``to_numpy()`` first probe for pandas, and importing it (when installed) costs
+a few tenths of a second per run, more than the arrays themselves.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class RowIndex:
         """The index of a row column in scan order, or None when a row is missing or repeats."""
         if rows.null_count:
             return None
-        scan = np.asarray(rows.to_numpy(), dtype=np.int64)
+        scan = values(rows, np.int64)
         if scan.size < 2 or bool(np.all(scan[1:] > scan[:-1])):
             return cls(scan_rows=scan, order=None)
         order = np.argsort(scan, kind="stable")
@@ -57,3 +61,25 @@ class RowIndex:
         out = np.empty_like(values)
         out[self.order] = values
         return out
+
+
+def values(column: pa.ChunkedArray, dtype: type[np.generic]) -> np.ndarray:
+    """The values of a fixed-width Arrow column without NULLs, as a NumPy array of dtype."""
+    width = np.dtype(dtype).itemsize
+    parts = [
+        np.frombuffer(c.buffers()[1], dtype=dtype, count=len(c), offset=c.offset * width)
+        for c in column.chunks
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def arrow(data: np.ndarray, kind: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
+    """An Arrow array over a NumPy array of the same width (booleans are packed to bits)."""
+    length = int(data.size)
+    if kind == pa.bool_():
+        data = np.packbits(data, bitorder="little")
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    nulls = 0 if valid is None else length - int(np.count_nonzero(valid))
+    return pa.Array.from_buffers(
+        kind, length, [bitmap, pa.py_buffer(np.ascontiguousarray(data))], null_count=nulls
+    )

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from recon.engine.load import Side
+from recon.engine.positions import arrow, values
 
 STATUSES = ("matched", "suggested", "break", "unmatched")
 UNMATCHED = STATUSES.index("unmatched")
@@ -80,31 +81,31 @@ def _side_results(
                    CAST(diff_fields AS VARCHAR) AS diff_fields
             FROM ({union})"""  # noqa: S608
     ).to_arrow_table()
-    at = index.positions(np.asarray(found["row"].to_numpy(), dtype=np.int64))
+    at = index.positions(values(found["row"], np.int64))
     source = np.full(index.size, -1, dtype=np.int64)
     source[at] = np.arange(len(found), dtype=np.int64)
-    take = pa.array(source, mask=source < 0)
+    take = arrow(source, pa.int64(), valid=source >= 0)
     status = np.full(index.size, UNMATCHED, dtype=np.int8)
-    status[at] = found["status_code"].to_numpy()
+    status[at] = values(found["status_code"], np.uint8)
     duplicate = np.zeros(index.size, dtype=bool)
     repeated = con.sql(
         f'SELECT "row" FROM {side.table} SEMI JOIN {side.duplicates} USING (k)'  # noqa: S608
     ).to_arrow_table()["row"]
-    duplicate[index.positions(np.asarray(repeated.to_numpy(), dtype=np.int64))] = True
+    duplicate[index.positions(values(repeated, np.int64))] = True
 
     def column(name: str) -> pa.ChunkedArray:
         return found[name].take(take)
 
     table = pa.table(
         {
-            "row": pa.array(index.sorted_rows(), pa.int64()),
-            "status": pa.array(status, pa.int8()),
+            "row": arrow(index.sorted_rows(), pa.int64()),
+            "status": arrow(status, pa.int8()),
             "pass": column("pass_code"),
             "match_id": column("match_id"),
             "confidence": column("confidence"),
             "amount_diff": column("amount_diff"),
             "date_diff_days": column("date_diff_days"),
-            "duplicate_key": pa.array(duplicate, pa.bool_()),
+            "duplicate_key": arrow(duplicate, pa.bool_()),
             "diff_fields": column("diff_fields"),
         }
     )
@@ -178,7 +179,7 @@ def _side_summary(
     """Rows and amount per currency for every status of one side (all four always present)."""
     by_status: dict[str, Any] = {s: {"rows": 0, "amount": {}} for s in STATUSES}
     # The codes line up with the table's scan order, so a positional join pairs them.
-    codes = pa.table({"code": side.index.to_scan_order(status)})
+    codes = pa.table({"code": arrow(side.index.to_scan_order(status), pa.int8())})
     con.register("status_codes", codes)
     try:
         rows = con.execute(

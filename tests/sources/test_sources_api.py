@@ -187,10 +187,13 @@ def test_header_only_file_is_422(analyst, project):
     assert response.status_code == 422 and response.get_json()["code"] == "upload_rejected"
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=2000) | st.text(max_size=500).map(str.encode),
-       name=st.sampled_from(["x.csv", "x.xlsx", "x.txt", "x"]))
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.binary(max_size=2000) | st.text(max_size=500).map(str.encode),
+    name=st.sampled_from(["x.csv", "x.xlsx", "x.txt", "x"]),
+)
 def test_arbitrary_uploads_never_cause_a_500(analyst, project, data, name):
     response = upload(analyst, project, data, filename=name, name=f"fuzz-{len(data)}")
     assert response.status_code in (201, 409, 422), response.get_json()
