@@ -59,14 +59,24 @@ def create_user_command(username: str, role: str, email: str | None, password_st
 )
 @with_appcontext
 def bootstrap_command(password_file: str | None) -> None:
-    """Make sure an admin exists (for `make run`) and say how to log in."""
+    """Prepare the embedded server (`make run`): an admin, and no job left hanging.
+
+    With the in-process runner, jobs that were queued or running when the server
+    stopped died with it; they are marked failed so their sources can run again.
+    """
     from flask import current_app
     from sqlalchemy import select
 
+    from recon.jobs.service import fail_interrupted_jobs
+    from recon.jobs.tasks import ThreadRunner
     from recon.users.models import User
     from recon.users.service import create_user
 
     config = current_app.config
+    if isinstance(current_app.extensions["recon_enqueue"], ThreadRunner):
+        interrupted = fail_interrupted_jobs(session=db.session)
+        if interrupted:
+            click.echo(f"{interrupted} job(s) interrupted by the last shutdown marked failed")
     name = config["RECON_ADMIN_USERNAME"]
     if db.session.scalar(select(User.id).limit(1)) is None:
         password = config["RECON_ADMIN_PASSWORD"] or secrets.token_urlsafe(18)

@@ -239,3 +239,22 @@ def source_in_use(*, session: SessionLike, source: Source) -> str | None:
     job = (active or jobs)[0]
     more = f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else ""
     return f"job {job.id} ({job.status.value}){more}"
+
+
+def fail_interrupted_jobs(*, session: SessionLike) -> int:
+    """Mark queued and running jobs failed; return how many.
+
+    For the in-process runner only, at start-up: its jobs die with the process, and a
+    job left "running" would hold its sources pair's lock for ever.
+    """
+    result = session.execute(
+        update(Job)
+        .where(Job.status.in_(ACTIVE))
+        .values(
+            status=JobStatus.failed,
+            finished_at=utcnow(),
+            error="interrupted: the server stopped while the job was queued or running",
+        )
+    )
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -246,3 +246,32 @@ def test_finished_job_is_served_from_the_cache(analyst, setup, app):
     # Another project's id can't read it through the cache.
     other = analyst.post("/api/projects", json={"name": "Other"}).get_json()["id"]
     assert analyst.get(f"/api/projects/{other}/jobs/{jid}").status_code == 404
+
+
+def test_bootstrap_fails_jobs_interrupted_by_a_restart(tmp_path):
+    from recon import create_app
+    from tests.conftest import Factory, app_config, migrate_schema
+
+    app = create_app(
+        app_config(tmp_path, f"sqlite:///{tmp_path / 'r.db'}", RECON_JOB_RUNNER="thread")
+    )
+    migrate_schema(app)
+    with app.app_context():
+        factory = Factory(app)
+        user = factory.user(role="admin")
+        project = factory.project(members={user: "owner"})
+        left, right = factory.source(project, user), factory.source(project, user)
+        orphan = Job(
+            project_id=project.id,
+            left_source_id=left.id,
+            right_source_id=right.id,
+            rules=RULES,
+            status=JobStatus.running,
+            progress={},
+        )
+        db.session.add(orphan)
+        db.session.commit()
+        result = app.test_cli_runner().invoke(args=["bootstrap"])
+        assert result.exit_code == 0 and "1 job(s) interrupted" in result.output
+        db.session.refresh(orphan)
+        assert orphan.status == JobStatus.failed and "interrupted" in orphan.error
