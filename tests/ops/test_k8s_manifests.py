@@ -141,7 +141,6 @@ def test_secrets_are_referenced_never_inlined(workload: dict[str, Any]) -> None:
         "RECON_DATABASE_URL",
         "RECON_REDIS_URL",
         "RECON_METRICS_TOKEN",
-        "RECON_SECRET_KEY",
     ):
         if name in env:
             assert "value" not in env[name], f"{name} must come from the Secret"
