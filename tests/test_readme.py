@@ -46,3 +46,13 @@ def test_readme_walkthrough_runs(tmp_path):
     assert '{"action":"exception.resolve","actor":"admin","object_type":"exception"' in out
     assert '"unreconciled":[{"amount":' in out
     assert (tmp_path / "unmatched.csv").read_text().startswith("side,row,status")
+
+
+def test_readme_lists_every_setting_with_its_default():
+    from recon.config import SETTINGS
+
+    text = (ROOT / "README.md").read_text()
+    for setting in SETTINGS:
+        default = (setting.default or "").replace("{var}", "$PWD/var")
+        shown = f"`{default}`" if default else "(empty)"
+        assert f"| `{setting.name}` | {shown} |" in text, f"{setting.name} is not in the README"
