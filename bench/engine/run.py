@@ -1,7 +1,10 @@
 """Benchmark recon's engine against datacompy (Polars, pandas) and a bare DuckDB join.
 
     .venv/bin/python bench/engine/run.py --rows 100000 1000000 [--seed 7]
-        [--skip-datacompy] [--memory-limit 1GB] [--repeat 3]
+        [--skip-datacompy] [--skip-join] [--memory-limit 1GB] [--repeat 3]
+
+    RECON_ENGINE_MEMORY_LIMIT=4GB .venv/bin/python bench/engine/run.py --rows 10000000 \
+        --skip-datacompy --skip-join
 
 Each tool runs in a fresh subprocess (``--tool NAME``) that times its own
 work (imports excluded, CSV reading included) and reports its peak RSS
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -153,7 +157,14 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-datacompy", action="store_true")
-    parser.add_argument("--memory-limit", default="1GB")
+    parser.add_argument(
+        "--skip-join", action="store_true", help="skip the bare DuckDB join (e.g. at 10M rows)"
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default=os.environ.get("RECON_ENGINE_MEMORY_LIMIT", "1GB"),
+        help="DuckDB memory limit of recon's engine and the join (RECON_ENGINE_MEMORY_LIMIT)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per tool; the fastest counts (shared machines)"
     )
@@ -172,6 +183,8 @@ def main() -> int:
         child(args)
         return 0
     tools = [t for t in TOOLS if not (args.skip_datacompy and t.startswith("datacompy"))]
+    if args.skip_join:
+        tools.remove("duckdb_join")
     for rows in args.rows:
         with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp:
             work = Path(tmp)

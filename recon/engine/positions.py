@@ -83,3 +83,36 @@ def arrow(data: np.ndarray, kind: pa.DataType, valid: np.ndarray | None = None) 
     return pa.Array.from_buffers(
         kind, length, [bitmap, pa.py_buffer(np.ascontiguousarray(data))], null_count=nulls
     )
+
+
+def scatter(column: pa.ChunkedArray, at: np.ndarray, size: int) -> pa.Array:
+    """A fixed-width column's values placed at positions at of a new array; the rest NULL.
+
+    A NumPy scatter of the raw values and validity: several times cheaper than
+    Arrow's take with a nullable index, which checks every index.
+    """
+    kind = column.type
+    width = kind.byte_width
+    lanes = 2 if width == 16 else 1  # decimal128: two 64-bit lanes per value
+    dtype = np.dtype(f"u{width // lanes}")
+    parts = []
+    valid_parts = []
+    for chunk in column.chunks:
+        n, offset = len(chunk), chunk.offset
+        if n == 0:
+            continue
+        bitmap, data = chunk.buffers()[:2]
+        parts.append(np.frombuffer(data, dtype=dtype, count=n * lanes, offset=offset * width))
+        if chunk.null_count == 0:
+            valid_parts.append(np.ones(n, dtype=bool))
+        else:
+            bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+            valid_parts.append(bits[offset : offset + n].astype(bool))
+    out = np.zeros((size, lanes), dtype=dtype)
+    valid = np.zeros(size, dtype=bool)
+    if parts:
+        out[at] = np.concatenate(parts).reshape(-1, lanes)
+        valid[at] = np.concatenate(valid_parts)
+    nulls = size - int(np.count_nonzero(valid))
+    bitmap_out = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(kind, size, [bitmap_out, pa.py_buffer(out)], null_count=nulls)

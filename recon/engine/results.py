@@ -3,7 +3,8 @@
 Record tables and queries give, per matched or paired record, its values in
 no particular order. Each side's results are assembled in Arrow at the
 record's position in row order (see positions.py) rather than joined and
-sorted in SQL, then both sides are written by one COPY.
+sorted in SQL, then both sides are written by one COPY; large sides a piece
+at a time through a DuckDB table, so their Arrow stays bounded.
 """
 
 from __future__ import annotations
@@ -19,10 +20,22 @@ import numpy as np
 import pyarrow as pa
 
 from recon.engine.load import Side
-from recon.engine.positions import arrow, values
+from recon.engine.positions import arrow, scatter, values
 
 STATUSES = ("matched", "suggested", "break", "unmatched")
 UNMATCHED = STATUSES.index("unmatched")
+RESULT_COLUMNS = (
+    "side",
+    "row",
+    "status",
+    "pass",
+    "match_id",
+    "confidence",
+    "amount_diff",
+    "date_diff_days",
+    "duplicate_key",
+    "diff_fields",
+)
 RECORD_COLUMNS = (
     '"row", status_code, pass_code, match_id, confidence, amount_diff, date_diff_days, diff_fields'
 )
@@ -61,55 +74,76 @@ def create_types(con: duckdb.DuckDBPyConnection, pass_names: list[str]) -> None:
     con.execute(f"CREATE TYPE recon_pass AS ENUM ({passes})")
 
 
+CHUNK_ROWS = 2_000_000  # results assembled in Arrow at a time, outside DuckDB's memory limit
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, side: Side) -> np.ndarray:
+    """Whether each record's key repeats within its side, in row order."""
+    index = side.index
+    duplicate = np.zeros(index.size, dtype=bool)
+    repeated = con.sql(
+        f'SELECT "row" FROM {side.table} SEMI JOIN {side.duplicates} USING (k)'  # noqa: S608
+    ).to_arrow_table()["row"]
+    duplicate[index.positions(values(repeated, np.int64))] = True
+    return duplicate
+
+
 def _side_results(
     con: duckdb.DuckDBPyConnection,
     side: Side,
     records: list[str],
-    pass_names: list[str],
     scale: int,
-) -> tuple[pa.Table, np.ndarray, int]:
-    """One side's results in row order, its status codes in row order and its duplicate keys."""
+    duplicate: np.ndarray,
+    span: tuple[int, int],
+) -> tuple[pa.Table, np.ndarray]:
+    """The results of one side's records at row-order positions span, and their status codes."""
     index = side.index
+    start, stop = span
+    size = stop - start
+    ordered = index.sorted_rows()
     union = (
         " UNION ALL ".join(records) if records else (f"SELECT {', '.join(['NULL'] * 8)} LIMIT 0")
     )
+    where = ""
+    if size < index.size:
+        where = f'WHERE "row" BETWEEN {int(ordered[start])} AND {int(ordered[stop - 1])}'
     found = con.sql(
         f"""SELECT CAST("row" AS BIGINT) AS "row", status_code, pass_code,
                    CAST(match_id AS BIGINT) AS match_id, CAST(confidence AS DOUBLE) AS confidence,
                    CAST(amount_diff AS DECIMAL(38, {scale})) AS amount_diff,
                    CAST(date_diff_days AS INTEGER) AS date_diff_days,
                    CAST(diff_fields AS VARCHAR) AS diff_fields
-            FROM ({union})"""  # noqa: S608
+            FROM ({union}) {where}"""  # noqa: S608
     ).to_arrow_table()
-    at = index.positions(values(found["row"], np.int64))
-    source = np.full(index.size, -1, dtype=np.int64)
-    source[at] = np.arange(len(found), dtype=np.int64)
-    take = arrow(source, pa.int64(), valid=source >= 0)
-    status = np.full(index.size, UNMATCHED, dtype=np.int8)
+    at = index.positions(values(found["row"], np.int64)) - start
+    status = np.full(size, UNMATCHED, dtype=np.int8)
     status[at] = values(found["status_code"], np.uint8)
-    duplicate = np.zeros(index.size, dtype=bool)
-    repeated = con.sql(
-        f'SELECT "row" FROM {side.table} SEMI JOIN {side.duplicates} USING (k)'  # noqa: S608
-    ).to_arrow_table()["row"]
-    duplicate[index.positions(values(repeated, np.int64))] = True
 
-    def column(name: str) -> pa.ChunkedArray:
-        return found[name].take(take)
+    def column(name: str) -> pa.Array:
+        return scatter(found[name], at, size)
+
+    fields = found["diff_fields"]
+    if fields.null_count == len(fields):  # only breaks have them
+        diff_fields: pa.Array | pa.ChunkedArray = pa.nulls(size, fields.type)
+    else:
+        source = np.full(size, -1, dtype=np.int64)
+        source[at] = np.arange(len(found), dtype=np.int64)
+        diff_fields = fields.take(arrow(source, pa.int64(), valid=source >= 0))
 
     table = pa.table(
         {
-            "row": arrow(index.sorted_rows(), pa.int64()),
+            "row": arrow(ordered[start:stop], pa.int64()),
             "status": arrow(status, pa.int8()),
             "pass": column("pass_code"),
             "match_id": column("match_id"),
             "confidence": column("confidence"),
             "amount_diff": column("amount_diff"),
             "date_diff_days": column("date_diff_days"),
-            "duplicate_key": arrow(duplicate, pa.bool_()),
-            "diff_fields": column("diff_fields"),
+            "duplicate_key": arrow(duplicate[start:stop], pa.bool_()),
+            "diff_fields": diff_fields,
         }
     )
-    return table, status, int(np.count_nonzero(duplicate))
+    return table, status
 
 
 def write_results(
@@ -124,16 +158,10 @@ def write_results(
 
     ``records`` holds, per side, queries of the records that have a status
     other than unmatched (columns RECORD_COLUMNS). Returns both sides' summaries.
+    A side of more than ``CHUNK_ROWS`` records is assembled that many rows at a
+    time, each piece appended to a DuckDB table (which spills) in row order, so
+    the Arrow held outside DuckDB's memory limit stays bounded.
     """
-    tables = []
-    summaries = []
-    for side, queries in zip(sides, records, strict=True):
-        table, status, duplicates = _side_results(con, side, queries, pass_names, scale)
-        tables.append(table)
-        summaries.append(_side_summary(con, side, status, duplicates))
-    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
-    con.register("results_left", tables[0])
-    con.register("results_right", tables[1])
     # Codes become ENUMs again: the Parquet writer stores an ENUM's dictionary as is,
     # where it would hash every string of a VARCHAR column.
     names = [*pass_names, "break"]
@@ -143,18 +171,67 @@ def write_results(
         f'"row", {status_sql} AS status, {pass_sql} AS pass, match_id, confidence, amount_diff, '
         "date_diff_days, duplicate_key, diff_fields"
     )
+    params = [*STATUSES, *names]
+
+    def select(table: str, side: str) -> str:
+        return f"SELECT CAST('{side}' AS recon_side) AS side, {columns} FROM {table}"  # noqa: S608
+
+    chunk_rows = CHUNK_ROWS
+    chunked = any(side.rows > chunk_rows for side in sides)
+    tables: list[pa.Table] = []
+    summaries = []
+    for side, queries in zip(sides, records, strict=True):
+        duplicate = _duplicates(con, side)
+        statuses = []
+        for start in range(0, max(side.rows, 1), chunk_rows if chunked else max(side.rows, 1)):
+            span = (start, min(start + chunk_rows, side.rows) if chunked else side.rows)
+            table, status = _side_results(con, side, queries, scale, duplicate, span)
+            statuses.append(status)
+            if not chunked:
+                tables.append(table)
+                continue
+            con.register("results_chunk", table)
+            try:
+                into = f"results_{side.name}_all"
+                into = f"INSERT INTO {into}" if start else f"CREATE TEMP TABLE {into} AS"
+                con.execute(f"{into} SELECT {columns} FROM results_chunk", params)  # noqa: S608
+            finally:
+                con.unregister("results_chunk")
+            del table
+        status = np.concatenate(statuses)
+        summaries.append(_side_summary(con, side, status, int(np.count_nonzero(duplicate))))
+    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
+    target = f"TO '{_quote(tmp)}' (FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION V2)"
     try:
-        con.execute(
-            f"""COPY (SELECT CAST('left' AS recon_side) AS side, {columns} FROM results_left
-                      UNION ALL
-                      SELECT CAST('right' AS recon_side) AS side, {columns} FROM results_right)
-                TO '{_quote(tmp)}' (FORMAT parquet, COMPRESSION zstd)""",  # noqa: S608
-            [*STATUSES, *names, *STATUSES, *names],
-        )
+        if chunked:
+            # A table has statistics, so columns without NULLs would be written as
+            # required; the whole-side path (from Arrow) writes them optional.
+            optional = ", ".join(
+                f'CASE WHEN "{c}" IS NULL THEN NULL ELSE "{c}" END AS "{c}"'
+                for c in RESULT_COLUMNS[1:]
+            )
+            con.execute(
+                f"""COPY (SELECT CAST('left' AS recon_side) AS side, {optional}
+                          FROM results_left_all UNION ALL
+                          SELECT CAST('right' AS recon_side) AS side, {optional}
+                          FROM results_right_all) {target}"""  # noqa: S608
+            )
+        else:
+            con.register("results_left", tables[0])
+            con.register("results_right", tables[1])
+            con.execute(
+                f"""COPY ({select("results_left", "left")} UNION ALL
+                          {select("results_right", "right")}) {target}""",
+                params + params,
+            )
         os.replace(tmp, out_path)
     finally:
-        con.unregister("results_left")
-        con.unregister("results_right")
+        if chunked:
+            con.execute("DROP TABLE IF EXISTS results_left_all")
+            con.execute("DROP TABLE IF EXISTS results_right_all")
+        else:
+            con.unregister("results_left")
+            con.unregister("results_right")
         tmp.unlink(missing_ok=True)
     return summaries[0], summaries[1]
 
