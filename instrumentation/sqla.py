@@ -65,12 +65,13 @@ def instrument_engine(engine: Engine, metrics: Metrics, tables: Iterable[str]) -
     def before(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
-        if context is not None:
+        # Inside db_query_timer the whole call is one observation: no clock, no state.
+        if context is not None and not in_timed_call():
             setattr(context, _START_ATTR, time.perf_counter())
 
     def finish(context: Any, statement: str | None) -> None:
         start = getattr(context, _START_ATTR, None) if context is not None else None
-        if start is None or in_timed_call():
+        if start is None:
             return
         setattr(context, _START_ATTR, None)
         operation, table = classify(statement or "")

@@ -12,7 +12,7 @@ import time
 from flask import Flask, Response, g, request
 
 from instrumentation.metrics import Metrics
-from instrumentation.recorders import current_route
+from instrumentation.recorders import UNMATCHED_ROUTE
 
 _START = "_recon_request_start"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -25,14 +25,18 @@ def register_request_hooks(app: Flask, metrics: Metrics) -> None:
         setattr(g, _START, time.perf_counter())
 
     def record(response: Response) -> Response:
-        start = getattr(g, _START, None)
+        start = g.pop(_START, None)
         if start is not None:
-            # An arbitrary method would be a new series per attacker's whim.
-            method = request.method if request.method in _METHODS else "OTHER"
+            elapsed = time.perf_counter() - start
+            method = request.method
+            rule = request.url_rule
             metrics.record_request(
-                method, current_route(), response.status_code, time.perf_counter() - start
+                # An arbitrary method would be a new series per attacker's whim.
+                method if method in _METHODS else "OTHER",
+                rule.rule if rule is not None else UNMATCHED_ROUTE,
+                response.status_code,
+                elapsed,
             )
-            setattr(g, _START, None)
         return response
 
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)

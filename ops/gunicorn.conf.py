@@ -52,6 +52,15 @@ def when_ready(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
+    import gc
+
+    # The app is loaded by now (no preload: this runs in the worker, after the
+    # import). Its ~180k long-lived objects (modules, SQLAlchemy metadata, the
+    # OTel pipeline) otherwise get traversed by every full collection: 50-100 ms
+    # pauses that show up as the p99 of requests and scrapes. Frozen, they are
+    # never scanned again; they are never garbage anyway.
+    gc.collect()
+    gc.freeze()
     # Also in the app's own (JSON) log stream, where operators look first.
     if worker.cfg.workers > 1:
         import logging

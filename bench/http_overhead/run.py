@@ -13,6 +13,8 @@ of HTTP series and times GET /api/metrics.
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import secrets
 import tempfile
 import time
@@ -23,6 +25,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from opentelemetry.sdk.trace import TracerProvider
+from served import served
 
 import instrumentation
 import recon
@@ -38,11 +42,18 @@ Request = tuple[str, str, dict[str, str]]
 MODES: dict[str, Callable[[Flask], object] | None] = {
     "off": lambda app: None,
     "metrics": lambda app: instrumentation.init_app(app, tracing=False),
-    "metrics+traces": None,  # what create_app does
+    "metrics+traces": None,  # what create_app does (no OTLP endpoint: correlation spans)
+    # What create_app does with OTEL_EXPORTER_OTLP_ENDPOINT set, minus the export
+    # itself: the opentelemetry-instrumentation-flask span on every request.
+    "metrics+flask-spans": lambda app: instrumentation.init_app(
+        app, tracer_provider=TracerProvider()
+    ),
 }
 
 
-def build(tmp: Path, name: str, *, mode: str = "metrics+traces") -> tuple[Flask, list[Request]]:
+def build(
+    tmp: Path, name: str, *, mode: str = "metrics+traces", database_url: str | None = None
+) -> tuple[Flask, list[Request]]:
     """A migrated recon app with one user, a token and a project; the request mix for it."""
     original = recon.register_observability
     replacement = MODES[mode]
@@ -51,7 +62,7 @@ def build(tmp: Path, name: str, *, mode: str = "metrics+traces") -> tuple[Flask,
     try:
         app = recon.create_app(
             {
-                "RECON_DATABASE_URL": f"sqlite:///{tmp / name / 'recon.db'}",
+                "RECON_DATABASE_URL": database_url or f"sqlite:///{tmp / name / 'recon.db'}",
                 "RECON_DATA_DIR": str(tmp / name / "data"),
                 "RECON_REDIS_URL": None,
                 "RECON_ADMIN_PASSWORD": None,
@@ -62,6 +73,12 @@ def build(tmp: Path, name: str, *, mode: str = "metrics+traces") -> tuple[Flask,
         )
     finally:
         recon.register_observability = original
+    token, pid = seed(app)
+    return app, request_mix(token, pid)
+
+
+def seed(app: Flask) -> tuple[str, int]:
+    """Migrate ``app``'s database, add a user with a token and a project; return both."""
     with app.app_context():
         upgrade()
         password = secrets.token_urlsafe(16)
@@ -69,10 +86,15 @@ def build(tmp: Path, name: str, *, mode: str = "metrics+traces") -> tuple[Flask,
         raw, _ = issue_token(session=db.session, user=user, ttl=3600)
         current = CurrentUser(id=user.id, username=user.username, role=Role.analyst)
         project = create_project(session=db.session, user=current, name="bench")
-        pid = project.id
+        pid = int(project.id)
         db.session.remove()
-    auth = {"Authorization": f"Bearer {raw}"}
-    mix: list[Request] = [
+    return raw, pid
+
+
+def request_mix(token: str, pid: int) -> list[Request]:
+    """The six requests every mode gets, in rotation (mix.lua sends the same)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    return [
         ("GET", "/api/health", {}),
         ("GET", "/api/auth/me", auth),
         ("GET", "/api/projects", auth),
@@ -80,7 +102,12 @@ def build(tmp: Path, name: str, *, mode: str = "metrics+traces") -> tuple[Flask,
         ("GET", "/api/projects/999999", auth),
         ("GET", "/api/no-such-route", {}),
     ]
-    return app, mix
+
+
+def freeze_startup_objects() -> None:
+    """What ops/gunicorn.conf.py does once the app is loaded: full collections skip these."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_round(client: FlaskClient, mix: list[Request], n: int) -> tuple[float, list[float]]:
@@ -104,6 +131,7 @@ def overhead(tmp: Path, rounds: int, per_round: int) -> dict[str, float]:
     totals = dict.fromkeys(apps, 0.0)
     lat: dict[str, list[float]] = {mode: [] for mode in apps}
     clients = {mode: app.test_client() for mode, (app, _) in apps.items()}
+    freeze_startup_objects()
     for mode, (_, mix) in apps.items():
         run_round(clients[mode], mix, 60)  # warm caches and code paths
     order = list(apps)
@@ -119,7 +147,7 @@ def overhead(tmp: Path, rounds: int, per_round: int) -> dict[str, float]:
     for mode in apps:
         loss = (1 - rps[mode] / rps["off"]) * 100
         print(
-            f"  instrumentation {mode:>14}: {rps[mode]:7.0f} req/s   "
+            f"  instrumentation {mode:>19}: {rps[mode]:7.0f} req/s   "
             f"p50 {pct(lat[mode], 0.5) * 1e3:6.3f} ms   p99 {pct(lat[mode], 0.99) * 1e3:6.3f} ms"
             f"   throughput loss vs off {loss:5.1f} % (goal < 10 %)"
         )
@@ -134,6 +162,7 @@ def scrape_cost(tmp: Path, repeats: int) -> float:
             metrics.record_request("GET", f"/api/bench/route{route}/<int:id>", status, 0.004)
             metrics.record_query(f"/api/bench/route{route}/<int:id>", "select", "projects", 0.001)
     client = app.test_client()
+    freeze_startup_objects()
     timings = []
     size = 0
     for _ in range(repeats):
@@ -157,13 +186,34 @@ def scrape_cost(tmp: Path, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("all", "in-process", "gunicorn"), default="all")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=300)
     parser.add_argument("--scrapes", type=int, default=30)
+    parser.add_argument("--served-rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=5, help="gunicorn: per round and side")
+    parser.add_argument("--connections", type=int, default=8, help="gunicorn: keep-alive clients")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn: GUNICORN_THREADS")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("RECON_BENCH_POSTGRES_URL"),
+        help="gunicorn: a PostgreSQL server URL (its maintenance DB) to create two scratch "
+        "databases on; default SQLite files (see README: lock waits dominate there)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp:
-        overhead(Path(tmp), args.rounds, args.per_round)
-        scrape_cost(Path(tmp), args.scrapes)
+        if args.mode in ("all", "in-process"):
+            overhead(Path(tmp), args.rounds, args.per_round)
+            scrape_cost(Path(tmp), args.scrapes)
+        if args.mode in ("all", "gunicorn"):
+            served(
+                Path(tmp),
+                args.served_rounds,
+                args.seconds,
+                args.connections,
+                args.threads,
+                postgres=args.postgres,
+            )
 
 
 if __name__ == "__main__":
