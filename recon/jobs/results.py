@@ -13,26 +13,14 @@ from typing import Any
 
 import duckdb
 
+from recon.engine.results import RESULT_COLUMNS
 from recon.errors import Conflict
 from recon.jobs.models import Job, JobStatus
 from recon.pagination import Page
 from recon.sources.models import Source
 from recon.storage import Storage
 
-STATUSES = ("matched", "suggested", "break", "unmatched")
 SIDES = ("left", "right")
-RESULT_COLUMNS = (
-    "side",
-    "row",
-    "status",
-    "pass",
-    "match_id",
-    "confidence",
-    "amount_diff",
-    "date_diff_days",
-    "duplicate_key",
-    "diff_fields",
-)
 CANONICAL = ("key", "amount", "date", "currency", "description")
 # OWASP CSV injection: a spreadsheet runs cells that start with these.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")

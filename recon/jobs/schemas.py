@@ -1,7 +1,8 @@
 import marshmallow as ma
 
+from recon.engine.results import STATUSES
 from recon.jobs.models import JobStatus
-from recon.jobs.results import SIDES, STATUSES
+from recon.jobs.results import SIDES
 from recon.pagination import PageArgsSchema, page_schema
 
 
