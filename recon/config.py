@@ -182,6 +182,12 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds before a job whose worker died is delivered again (above the time limit)",
     ),
     Setting(
+        "RECON_JOB_PAUSE_AFTER_CLAIM",
+        float,
+        "0",
+        "seconds a job waits after its claim: fault injection for drills and tests",
+    ),
+    Setting(
         "RECON_PROXY_HOPS",
         int,
         "0",

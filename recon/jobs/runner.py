@@ -37,6 +37,8 @@ class EngineSettings:
     memory_limit: str
     max_candidates: int
     threads: int | None = None
+    # Fault injection: hold a claimed job so a drill (or test) can kill its worker mid-job.
+    pause_after_claim: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ def execute_job(
     attempt_dir = storage.job_attempt_dir(job.project_id, job.id, attempt)
     out = storage.path(attempt_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if engine.pause_after_claim:
+        time.sleep(engine.pause_after_claim)
     results = out / "results.parquet"
     reporter = _Reporter(session, job_id, attempt)
     try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from celery import shared_task
@@ -33,12 +31,8 @@ def _invalidate(job: Job) -> None:
 def run_job_now(job_id: int) -> Outcome | None:
     """Run one attempt of the job in this app context (the task body of every runner)."""
     config = current_app.config
-    # A test and chaos aid: hold the job after its claim so it can be killed mid-run.
-    delay = float(os.environ.get("RECON_JOB_START_DELAY", "0") or 0)
     # The session is the app context's: Flask-SQLAlchemy removes it when the context ends.
     with route_context(f"task:{TASK_NAME}"):
-        if delay:
-            time.sleep(delay)
         return execute_job(
             session=db.session,
             storage=current_app.extensions["recon_storage"],
@@ -46,6 +40,7 @@ def run_job_now(job_id: int) -> Outcome | None:
             engine=EngineSettings(
                 memory_limit=config["RECON_ENGINE_MEMORY_LIMIT"],
                 max_candidates=config["RECON_MAX_CANDIDATES"],
+                pause_after_claim=config["RECON_JOB_PAUSE_AFTER_CLAIM"],
             ),
             on_published=_invalidate,
         )

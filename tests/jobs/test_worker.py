@@ -156,7 +156,7 @@ def test_a_real_worker_runs_the_job(world):
 
 
 def test_worker_killed_mid_job_leaves_exactly_one_set_of_results(world):
-    first = world["start_worker"](RECON_JOB_START_DELAY="30")
+    first = world["start_worker"](RECON_JOB_PAUSE_AFTER_CLAIM="60")
     jid = post_job(world)
     wait_for(lambda: job_state(world, jid)["status"] == "running", 60, "the job to be claimed")
     os.killpg(first.pid, signal.SIGKILL)  # the whole worker, children too: no cleanup at all
