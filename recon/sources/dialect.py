@@ -129,17 +129,33 @@ def _decodes(path: Path, encoding: str) -> bool:
     return True
 
 
-def to_utf8(path: Path, encoding: str, work_dir: Path) -> Path:
-    """Return a UTF-8 file with the same text (DuckDB reads UTF-8); transcodes when needed."""
-    if encoding in ("utf-8", "utf-8-sig"):
+_BARE_LF = re.compile(r"(?<!\r)\n")
+
+
+def mixed_newlines(text: str) -> bool:
+    """Whether the sample ends lines both with CRLF and with a bare LF.
+
+    DuckDB's reader then returns no rows at all, and reports no error, e.g. for a
+    bank export whose preamble line was written with another line ending.
+    """
+    return "\r\n" in text and _BARE_LF.search(text) is not None
+
+
+def to_utf8(path: Path, encoding: str, work_dir: Path, *, unify_newlines: bool = False) -> Path:
+    """Return a UTF-8 file with the same text (DuckDB reads UTF-8); transcodes when needed.
+
+    With ``unify_newlines`` every line ending becomes LF (Python's universal newlines).
+    """
+    if encoding in ("utf-8", "utf-8-sig") and not unify_newlines:
         return path
     target = work_dir / "transcoded.csv"
-    decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        with path.open("rb") as source, target.open("w", encoding="utf-8", newline="") as out:
+        with (
+            path.open("r", encoding=encoding, newline=None if unify_newlines else "") as source,
+            target.open("w", encoding="utf-8", newline="") as out,
+        ):
             while chunk := source.read(CHUNK_BYTES):
-                out.write(decoder.decode(chunk))
-            out.write(decoder.decode(b"", final=True))
+                out.write(chunk)
     except UnicodeDecodeError as exc:
         raise UploadRejected(
             f"The file does not decode as {encoding}.",

@@ -157,7 +157,7 @@ def _load(
     _check_width(layout.width, limits)
     headers = layout.header + [""] * (layout.width - len(layout.header))
     resolved = resolve(headers, wanted, opts)
-    utf8 = dialect.to_utf8(src, encoding, work)
+    utf8 = dialect.to_utf8(src, encoding, work, unify_newlines=dialect.mixed_newlines(text))
     line_limit = max(MIN_LINE_BYTES, LINE_LIMIT_FIELDS * limits.max_field_bytes)
     # DuckDB pads short rows only in its single-threaded reader: use it only when needed.
     ragged = layout.ragged

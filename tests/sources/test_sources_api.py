@@ -198,3 +198,15 @@ def test_arbitrary_uploads_never_cause_a_500(analyst, project, data, name):
     response = upload(analyst, project, data, filename=name, name=f"fuzz-{len(data)}")
     assert response.status_code in (201, 409, 422), response.get_json()
     assert response.mimetype in ("application/json", "application/problem+json")
+
+
+def test_mixed_line_endings_after_a_preamble_are_read(analyst, project):
+    # A preamble written with LF in front of a CRLF table: DuckDB alone reads no rows.
+    data = (
+        b"Statement ACME Bank, account 1234, March\n"
+        b'Reference,Amount,Date\r\nA,"1,000.00",2024-03-01\r\nB,2.50,2024-03-02\r\n'
+    )
+    response = upload(analyst, project, data, filename="mixed.csv", options={"skip_rows": 1})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["row_count"] == 2
+    assert response.get_json()["sums"] == {"": "1002.50"}
