@@ -14,29 +14,36 @@ import duckdb
 from recon.engine.assign import assign_one_to_one
 from recon.engine.load import Side
 from recon.engine.results import record_columns
-from recon.engine.sql import COLUMN, check_estimate, estimate_pairs, join_on
+from recon.engine.sql import (
+    COLUMN,
+    DIFF_FIELDS,
+    check_estimate,
+    diff_fields_sql,
+    diff_mask_sql,
+    estimate_pairs,
+    join_on,
+)
 
 BREAK_ORDER = "abs(diff), abs(ddays) NULLS LAST, lrow, rrow"
+
+
+def _has_descriptions(con: duckdb.DuckDBPyConnection, side: Side) -> bool:
+    """Whether the side's table holds normalised descriptions (``nd``); both sides do or neither."""
+    return con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 'nd'",
+        [side.table],
+    ).fetchone() == (1,)
 
 
 def _descriptions(con: duckdb.DuckDBPyConnection, side: Side, pairs: str, col: str) -> str:
     """A (row, nd) table of the normalised descriptions of the paired records of one side."""
     table = f"bdesc_{side.name}"
-    if con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 'nd'",
-        [side.table],
-    ).fetchone() == (1,):
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {table} AS SELECT s.row, s.nd FROM {side.table} s
-                SEMI JOIN {pairs} p ON s.row = p.{col}"""  # noqa: S608
-        )
-    else:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {table} AS
-                SELECT CAST(s.row AS BIGINT) AS row, nrm_text(CAST(s.description AS VARCHAR)) AS nd
-                FROM read_parquet(?) s SEMI JOIN {pairs} p ON s.row = p.{col}""",  # noqa: S608
-            [str(side.path)],
-        )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT CAST(s.row AS BIGINT) AS row, nrm_text(CAST(s.description AS VARCHAR)) AS nd
+            FROM read_parquet(?) s SEMI JOIN {pairs} p ON s.row = p.{col}""",  # noqa: S608
+        [str(side.path)],
+    )
     return table
 
 
@@ -53,8 +60,10 @@ def run_breaks(
 ) -> int:
     """Pair the remaining records on break_on into a new record table ``out``; return the count.
 
-    ``settled`` is a query of (lrow, rrow) pairs already known to be breaks
-    (see settle.py); the pools then hold only the records those pairs can not cover.
+    ``settled`` is a query of (lrow, rrow, diff, ddays, dm) pairs already known
+    to be breaks (see settle.py; ``dm`` their difference mask, with the
+    description bit when the sides hold descriptions); the pools then hold
+    only the records those pairs can not cover.
     """
     if not break_on:
         con.execute(
@@ -77,30 +86,35 @@ def run_breaks(
             FROM {left} l JOIN {right} r ON {join_on(cols)}"""  # noqa: S608
     )
     kept = assign_one_to_one(con, "bcand", BREAK_ORDER)
+    loaded = _has_descriptions(con, sides[0])
+    compared = {name: (f"l.{COLUMN[name]}", f"r.{COLUMN[name]}") for name in DIFF_FIELDS}
+    if not loaded:
+        del compared["description"]
+    pairs = f"""SELECT k.lrow, k.rrow, l.amt - r.amt AS diff, l.d - r.d AS ddays,
+                {diff_mask_sql(compared)} AS dm
+                FROM {kept} k JOIN {left} l ON l.row = k.lrow
+                JOIN {right} r ON r.row = k.rrow"""  # noqa: S608
     if settled is not None:
-        con.execute(
-            f"""INSERT INTO {kept} (lrow, rrow) SELECT lrow, rrow FROM settled_breaks"""  # noqa: S608
-        )
+        pairs += " UNION ALL SELECT lrow, rrow, diff, ddays, dm FROM settled_breaks"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE bmask AS {pairs}")
+    if settled is not None:
         con.execute("DROP TABLE settled_breaks")
-    ldesc = _descriptions(con, sides[0], kept, "lrow")
-    rdesc = _descriptions(con, sides[1], kept, "rrow")
-    fields = ", ".join(
-        f"CASE WHEN {a} IS DISTINCT FROM {b} THEN '{name}' END"
-        for name, a, b in (
-            ("key", "l.k", "r.k"),
-            ("amount", "l.amt", "r.amt"),
-            ("date", "l.d", "r.d"),
-            ("currency", "l.ccy", "r.ccy"),
-            ("description", "ld.nd", "rd.nd"),
-        )
-    )
+    drop = [kept, "bmask", "bpairs", "bcand"]
+    if loaded:
+        fields = diff_fields_sql("dm")
+        described = "bmask"
+    else:
+        # Only the paired records' descriptions are read (and normalised) from the files.
+        ldesc = _descriptions(con, sides[0], "bmask", "lrow")
+        rdesc = _descriptions(con, sides[1], "bmask", "rrow")
+        drop += [ldesc, rdesc]
+        differs = "CAST((ld.nd IS DISTINCT FROM rd.nd) AS UTINYINT) * 16"
+        fields = diff_fields_sql(f"(dm + {differs})")
+        described = f"""bmask LEFT JOIN {ldesc} ld ON ld.row = lrow
+                        LEFT JOIN {rdesc} rd ON rd.row = rrow"""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE bpairs AS
-            SELECT k.lrow, k.rrow, l.amt - r.amt AS diff, l.d - r.d AS ddays,
-                   concat_ws(',', {fields}) AS diff_fields
-            FROM {kept} k JOIN {sides[0].table} l ON l.row = k.lrow
-            JOIN {sides[1].table} r ON r.row = k.rrow
-            LEFT JOIN {ldesc} ld ON ld.row = k.lrow LEFT JOIN {rdesc} rd ON rd.row = k.rrow"""  # noqa: S608
+            SELECT lrow, rrow, diff, ddays, {fields} AS diff_fields FROM {described}"""  # noqa: S608
     )
     columns = record_columns("lrow", "NULL", "diff", "ddays")
     con.execute(
@@ -111,6 +125,6 @@ def run_breaks(
         ["break", "break", "break", "break"],
     )
     row = con.execute("SELECT count(*) FROM bpairs").fetchone()
-    for table in (kept, ldesc, rdesc, "bpairs", "bcand"):
+    for table in drop:
         con.execute(f"DROP TABLE {table}")
     return int(row[0]) if row else 0

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 import duckdb
 
-from recon.engine.load import Side
+from recon.engine.load import Side, needs_descriptions
 from recon.engine.rules import PassSpec, Rules
 from recon.engine.sql import (
     COLUMN,
     allowed_sql,
     amount_must_equal,
     confidence_sql,
+    diff_mask_sql,
     equality_columns,
     join_on,
     pair_filters,
@@ -74,10 +75,12 @@ def _confidence(p: PassSpec, scale: int) -> str:
 def settle_unique_keys(
     con: duckdb.DuckDBPyConnection, rules: Rules, sides: tuple[Side, Side], scale: int
 ) -> Settled:
-    """Create ``PAIRS`` (lrow, rrow, diff, ddays, pidx, conf, brk) and ``REPEATED`` (k).
+    """Create ``PAIRS`` (lrow, rrow, diff, ddays, dm, pidx, conf, brk) and ``REPEATED`` (k).
 
     ``pidx`` is the leading pass that matches the pair (NULL when none does);
-    ``brk`` whether the pair agrees on every ``break_on`` field.
+    ``brk`` whether the pair agrees on every ``break_on`` field; ``dm`` the
+    difference mask (sql.diff_mask_sql) of the pairs no leading pass matched
+    and that agree on break_on, so breaks among them need not join the sources again.
     """
     left, right = sides
     lead = list(rules.passes[: leading_passes(rules)])
@@ -100,12 +103,22 @@ def settle_unique_keys(
     conf = " ".join(f"WHEN {i} THEN {_confidence(p, scale)}" for i, p in enumerate(lead))
     conf = f"CASE pidx {conf} END" if lead else "NULL"
     kept = "".join(f", e{i}, c{i}" for i in range(len(lead)))
+    # The pair shares its key (the join's); descriptions only when the sides hold them.
+    compared = {"amount": ("la", "ra"), "date": ("ld", "rd"), "currency": ("lc", "rc")}
+    carried = "l.d AS ld, r.d AS rd, l.ccy AS lc, r.ccy AS rc"
+    if needs_descriptions(rules)[1]:
+        compared["description"] = ("ln", "rn")
+        carried += ", l.nd AS ln, r.nd AS rn"
+    # Only the pairs that can end as breaks need the mask (a CASE evaluates just those).
+    mask = f"CASE WHEN pidx IS NULL AND brk THEN {diff_mask_sql(compared)} END"
     con.execute(
         f"""CREATE TEMP TABLE {PAIRS} AS
-            SELECT lrow, rrow, diff, ddays, pidx, CAST({conf} AS DOUBLE) AS conf, brk {kept}
+            SELECT lrow, rrow, diff, ddays, {mask} AS dm, pidx, CAST({conf} AS DOUBLE) AS conf,
+                   brk {kept}
             FROM (SELECT *, CAST({pidx} AS UTINYINT) AS pidx
                   FROM (SELECT l.row AS lrow, r.row AS rrow, l.amt AS la, r.amt AS ra,
                                l.amt - r.amt AS diff, l.d - r.d AS ddays,
+                               {carried},
                                coalesce({brk}, false) AS brk {flags}
                         FROM (FROM {left.table} ANTI JOIN {REPEATED} USING (k)) l
                         JOIN (FROM {right.table} ANTI JOIN {REPEATED} USING (k)) r
@@ -139,13 +152,15 @@ def matched_pairs_sql(side: str, suggest: list[int]) -> str:
 
 
 def break_pairs_sql(taken: list[str]) -> str:
-    """The unique-key pairs that end as breaks: no pass matched either record.
+    """The unique-key pairs that end as breaks (lrow, rrow, diff, ddays, dm).
+
+    No pass matched either record of such a pair.
 
     ``taken`` lists record tables of passes after the leading ones; a pair one
     of whose records such a pass matched is no break (the other record has no
     other counterpart, so it stays unmatched).
     """
-    sql = f"SELECT lrow, rrow FROM {PAIRS} p WHERE pidx IS NULL AND brk"  # noqa: S608
+    sql = f"SELECT lrow, rrow, diff, ddays, dm FROM {PAIRS} p WHERE pidx IS NULL AND brk"  # noqa: S608
     for table in taken:
         for side, column in (("left", "lrow"), ("right", "rrow")):
             sql += f" AND p.{column} NOT IN (SELECT row FROM {table} WHERE side = '{side}')"  # noqa: S608

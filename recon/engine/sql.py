@@ -138,3 +138,29 @@ def check_estimate(name: str, estimate: int, max_candidates: int) -> None:
             estimate=estimate,
             limit=max_candidates,
         )
+
+
+# A break's diff_fields, in this order; bit i of a pair's difference mask is field i.
+DIFF_FIELDS = ("key", "amount", "date", "currency", "description")
+
+
+def diff_mask_sql(pairs: dict[str, tuple[str, str]]) -> str:
+    """A UTINYINT with bit i set when DIFF_FIELDS[i]'s two values (given in pairs) differ.
+
+    Fields absent from pairs are known equal for the pairs it is computed on.
+    """
+    bits = [
+        f"CAST(({a} IS DISTINCT FROM {b}) AS UTINYINT) * {1 << i}"
+        for i, name in enumerate(DIFF_FIELDS)
+        if name in pairs
+        for a, b in [pairs[name]]
+    ]
+    return f"CAST({' + '.join(bits) if bits else '0'} AS UTINYINT)"
+
+
+def diff_fields_sql(mask: str) -> str:
+    """The comma-separated diff_fields of a difference mask ('' when none differ)."""
+    arms = ", ".join(
+        f"CASE WHEN {mask} & {1 << i} <> 0 THEN '{name}' END" for i, name in enumerate(DIFF_FIELDS)
+    )
+    return f"concat_ws(',', {arms})"

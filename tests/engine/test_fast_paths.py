@@ -36,7 +36,7 @@ LATER_PASSES: list[dict[str, Any]] = [
     {"name": "by_amount", "match_on": ["amount"]},
     {"name": "grouped", "match_on": ["key"], "cardinality": "one_to_many"},
 ]
-BREAK_ON = [["key"], ["key", "currency"], ["currency"], []]
+BREAK_ON = [["key"], ["key", "currency"], ["key", "description"], ["currency"], []]
 
 record = st.fixed_dictionaries(
     {
