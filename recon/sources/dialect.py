@@ -71,11 +71,15 @@ def sniff_format(path: Path, filename: str, head: bytes) -> str:
     return "csv"
 
 
+# What zipfile raises on damaged or unsupported archives (a newer ZIP version included).
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError)
+
+
 def _is_xlsx(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+    except ZIP_ERRORS:
         return False
     return "xl/workbook.xml" in names
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,7 +22,7 @@ from instrumentation import db_query_timer, record_upload_rejected
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.db_types import SessionLike
 from recon.errors import Conflict, NotFound, PayloadTooLarge
-from recon.pagination import Page
+from recon.pagination import Page, paginate
 from recon.projects.models import Project
 from recon.sources.models import Source
 from recon.sources.parsing import IngestResult, Limits, UploadRejected, ingest_file
@@ -182,8 +183,6 @@ AUDITED = ("name", "filename", "sha256", "row_count", "sums")
 
 
 def _as_date(value: Any) -> Any:
-    from datetime import date
-
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
@@ -193,8 +192,6 @@ def get_sources(
     *, session: SessionLike, project: Project, page: int = 1, per_page: int = 50
 ) -> Page[Source]:
     """Return a page of the project's sources, newest first."""
-    from recon.pagination import paginate
-
     query = (
         select(Source)
         .where(Source.project_id == project.id)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 from openpyxl import load_workbook
 
-from recon.sources.dialect import locate_header
+from recon.sources.dialect import ZIP_ERRORS, locate_header
 from recon.sources.options import Limits
 from recon.sources.rejections import Problem, UploadRejected, problem
 
@@ -256,7 +256,7 @@ def _check_expansion(path: Path, limits: Limits) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             expanded = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise _format_error("not a valid ZIP container") from exc
     if expanded > limits.max_xlsx_expanded_bytes:
         raise _format_error(
