@@ -1,7 +1,7 @@
-"""Benchmark recon's engine against datacompy (Polars, pandas) and a bare DuckDB join.
+"""Benchmark recon's engine against datacompy (Polars, pandas), a bare join and its I/O floor.
 
     .venv/bin/python bench/engine/run.py --rows 100000 1000000 [--seed 7]
-        [--skip-datacompy] [--skip-join] [--memory-limit 1GB] [--repeat 3]
+        [--skip-datacompy] [--skip-join] [--skip-floor] [--memory-limit 1GB] [--repeat 3]
 
     RECON_ENGINE_MEMORY_LIMIT=4GB .venv/bin/python bench/engine/run.py --rows 10000000 \
         --skip-datacompy --skip-join
@@ -9,6 +9,12 @@
 Each tool runs in a fresh subprocess (``--tool NAME``) that times its own
 work (imports excluded, CSV reading included) and reports its peak RSS
 (``ru_maxrss`` of that process), so the figures are per tool.
+
+``io_floor`` is recon without the matching: the same CSV -> canonical Parquet
+convert, then reading both files and writing a results file of the engine's
+columns with every record unmatched. No engine with recon's input and output
+contract can be faster on this machine, so ``recon - io_floor`` is what the
+matching itself costs.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from data import ABS_TOL, REL_TOL, RULES, generate  # noqa: E402 - bench-local module
 
-TOOLS = ("recon", "duckdb_join", "datacompy_polars", "datacompy_pandas")
+TOOLS = ("recon", "io_floor", "duckdb_join", "datacompy_polars", "datacompy_pandas")
 
 
 CSV_COLUMNS = (
@@ -58,25 +64,74 @@ def _canonical(csv: Path, out: Path, memory_limit: str) -> None:
     con.close()
 
 
+def _convert_both(left: Path, right: Path, work: Path, memory_limit: str, ingest: str) -> None:
+    """Both CSVs -> work/left.parquet, work/right.parquet (canonical source files)."""
+    if ingest == "parser":
+        from recon.sources.parsing import ingest_file
+
+        ingest_file(left, work / "left.parquet", filename=left.name)
+        ingest_file(right, work / "right.parquet", filename=right.name)
+        return
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [
+            pool.submit(_canonical, csv, work / f"{name}.parquet", memory_limit)
+            for csv, name in ((left, "left"), (right, "right"))
+        ]
+        for job in jobs:
+            job.result()
+
+
+def tool_io_floor(
+    left: Path, right: Path, work: Path, memory_limit: str, ingest: str
+) -> dict[str, Any]:
+    """recon's input/output without the matching: what any engine with its contract pays.
+
+    The same CSV -> canonical Parquet convert as the recon tool, then one
+    statement that reads both canonical files and writes a results file of the
+    engine's columns and writer options with every record unmatched (already in
+    side, row order, so nothing is sorted). Its NULL columns cost the writer
+    almost nothing, so this is a lower bound, not an estimate.
+    """
+    import duckdb
+
+    from recon.engine.results import STATUSES
+
+    start = time.perf_counter()
+    _convert_both(left, right, work, memory_limit, ingest)
+    converted = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    statuses = ", ".join(f"'{s}'" for s in STATUSES)
+    con.execute(f"CREATE TYPE recon_status AS ENUM ({statuses})")
+    con.execute("CREATE TYPE recon_side AS ENUM ('left', 'right')")
+    con.execute("CREATE TYPE recon_pass AS ENUM ('exact', 'tolerant', 'break')")
+
+    def side(name: str) -> str:
+        return f"""SELECT CAST('{name}' AS recon_side) AS side, "row",
+                   CAST('unmatched' AS recon_status) AS status, CAST(NULL AS recon_pass) AS pass,
+                   CAST(NULL AS BIGINT) AS match_id, CAST(NULL AS DOUBLE) AS confidence,
+                   CAST(NULL AS DECIMAL(38, 2)) AS amount_diff,
+                   CAST(NULL AS INTEGER) AS date_diff_days, "key" IS NULL AS duplicate_key,
+                   CAST(NULL AS VARCHAR) AS diff_fields
+                   FROM read_parquet('{work / f"{name}.parquet"}')"""  # noqa: S608
+
+    con.execute(
+        f"""COPY ({side("left")} UNION ALL {side("right")})
+            TO '{work / "floor.parquet"}' (FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION V2)"""
+    )
+    return {
+        "seconds": time.perf_counter() - start,
+        "convert_seconds": converted - start,
+    }
+
+
 def tool_recon(
     left: Path, right: Path, work: Path, memory_limit: str, ingest: str
 ) -> dict[str, Any]:
     from recon.engine import run_reconciliation
 
     start = time.perf_counter()
-    if ingest == "parser":
-        from recon.sources.parsing import ingest_file
-
-        ingest_file(left, work / "left.parquet", filename=left.name)
-        ingest_file(right, work / "right.parquet", filename=right.name)
-    else:
-        with ThreadPoolExecutor(2) as pool:
-            jobs = [
-                pool.submit(_canonical, csv, work / f"{name}.parquet", memory_limit)
-                for csv, name in ((left, "left"), (right, "right"))
-            ]
-            for job in jobs:
-                job.result()
+    _convert_both(left, right, work, memory_limit, ingest)
     converted = time.perf_counter()
     summary = run_reconciliation(
         work / "left.parquet",
@@ -134,6 +189,8 @@ def child(args: argparse.Namespace) -> None:
     left, right, work = Path(args.left), Path(args.right), Path(args.work)
     if args.tool == "recon":
         result = tool_recon(left, right, work, args.memory_limit, args.ingest)
+    elif args.tool == "io_floor":
+        result = tool_io_floor(left, right, work, args.memory_limit, args.ingest)
     elif args.tool == "duckdb_join":
         result = tool_duckdb_join(left, right, work, args.memory_limit)
     else:
@@ -161,6 +218,9 @@ def main() -> int:
         "--skip-join", action="store_true", help="skip the bare DuckDB join (e.g. at 10M rows)"
     )
     parser.add_argument(
+        "--skip-floor", action="store_true", help="skip io_floor (recon's input/output alone)"
+    )
+    parser.add_argument(
         "--memory-limit",
         default=os.environ.get("RECON_ENGINE_MEMORY_LIMIT", "1GB"),
         help="DuckDB memory limit of recon's engine and the join (RECON_ENGINE_MEMORY_LIMIT)",
@@ -185,6 +245,8 @@ def main() -> int:
     tools = [t for t in TOOLS if not (args.skip_datacompy and t.startswith("datacompy"))]
     if args.skip_join:
         tools.remove("duckdb_join")
+    if args.skip_floor:
+        tools.remove("io_floor")
     for rows in args.rows:
         with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp:
             work = Path(tmp)
@@ -202,7 +264,7 @@ def main() -> int:
         base = results["recon"]["seconds"]
         for tool, r in results.items():
             ratio = "" if tool == "recon" else f"{r['seconds'] / base:.2f}x faster"
-            if tool == "duckdb_join":
+            if tool in ("duckdb_join", "io_floor"):
                 ratio = f"{base / r['seconds']:.2f}x slower"
             print(
                 f"{tool:<18}{r['seconds']:>9.2f}{r['peak_rss_mb']:>13.0f}"
@@ -214,6 +276,13 @@ def main() -> int:
             f"{recon['seconds'] - recon['convert_seconds']:.2f} s; "
             f"{recon['matched']:,} left records matched, {recon['breaks']:,} breaks"
         )
+        if "io_floor" in results:
+            floor = results["io_floor"]
+            print(
+                f"io_floor: CSV->Parquet {floor['convert_seconds']:.2f} s, read + write "
+                f"{floor['seconds'] - floor['convert_seconds']:.2f} s; recon's matching costs "
+                f"{recon['seconds'] - floor['seconds']:.2f} s above it"
+            )
     return 0
 
 
