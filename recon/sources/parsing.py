@@ -148,16 +148,18 @@ def _load(
         return _load_xlsx(con, src, wanted, opts, limits)
     encoding = dialect.detect_encoding(src, head, opts.encoding)
     text = dialect.decode_sample(head, encoding)
+    truncated = len(head) == dialect.SAMPLE_BYTES
     layout = dialect.csv_layout(
         text,
-        truncated=len(head) == dialect.SAMPLE_BYTES,
+        truncated=truncated,
         delimiter=opts.delimiter,
         skip_rows=opts.skip_rows,
     )
     _check_width(layout.width, limits)
     headers = layout.header + [""] * (layout.width - len(layout.header))
     resolved = resolve(headers, wanted, opts)
-    utf8 = dialect.to_utf8(src, encoding, work, unify_newlines=dialect.mixed_newlines(text))
+    mixed = dialect.mixed_newlines(text) or (truncated and dialect.file_mixes_newlines(src))
+    utf8 = dialect.to_utf8(src, encoding, work, unify_newlines=mixed)
     line_limit = max(MIN_LINE_BYTES, LINE_LIMIT_FIELDS * limits.max_field_bytes)
     # DuckDB pads short rows only in its single-threaded reader: use it only when needed.
     ragged = layout.ragged

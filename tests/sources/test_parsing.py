@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from recon.errors import ValidationError
+from recon.sources import dialect
 from recon.sources.parsing import IngestResult, Limits, UploadRejected, ingest_file
 from recon.sources.xlsx import READERS, XlsxSheet
 
@@ -290,3 +291,40 @@ def test_corrupted_workbooks_are_rejected_never_crash(
     except UploadRejected as exc:
         assert exc.status == 422
     (tmp_path / "out.parquet").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("first", "rest"), [("\r\n", "\n"), ("\n", "\r\n")], ids=["crlf-then-lf", "lf-then-crlf"]
+)
+def test_line_endings_that_change_past_the_sample_are_read(
+    tmp_path: Path, first: str, rest: str
+) -> None:
+    # DuckDB's reader fails on such a file; the sample alone (1 MiB) shows one ending.
+    lines = [f"R{i:07d},{i}.25,2024-01-{1 + i % 28:02d}" for i in range(60_000)]
+    head = first.join(["Reference,Amount,Date", *lines[:40_000]]) + first
+    assert len(head) > dialect.SAMPLE_BYTES
+    result = ingest(tmp_path, head + rest.join(lines[40_000:]) + rest)
+    assert result.row_count == 60_000
+    assert rows(tmp_path)[-1][:3] == (60_000, "R0059999", Decimal("59999.25"))
+
+
+@pytest.mark.parametrize(
+    ("data", "mixed"),
+    [
+        (b"a\r\nb\r\nc\r\n", False),
+        (b"a\nb\nc\n", False),
+        (b"a\r\nb\nc\r\n", True),
+        (b"a\nb\r\nc\n", True),
+        (b"abc\r\ndef\r\n", False),  # a CR and its LF in separate chunks is one CRLF
+        (b"abc\rdef\n", False),  # a lone CR is no line ending, and one kind is no mix
+        (b"abc\r\ndef\n", True),
+    ],
+)
+def test_file_mixes_newlines_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, mixed: bool
+) -> None:
+    path = tmp_path / "lines.csv"
+    path.write_bytes(data)
+    for size in (1, 2, 3, 4, 1024):
+        monkeypatch.setattr(dialect, "CHUNK_BYTES", size)
+        assert dialect.file_mixes_newlines(path) is mixed, size
