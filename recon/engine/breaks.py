@@ -67,7 +67,7 @@ def run_breaks(
     """
     if not break_on:
         con.execute(
-            f"""CREATE TEMP TABLE {out} AS SELECT 'left' AS side, CAST(NULL AS BIGINT) AS "row",
+            f"""CREATE TABLE {out} AS SELECT 'left' AS side, CAST(NULL AS BIGINT) AS "row",
                 {record_columns("NULL", "NULL", "NULL", "NULL")}, CAST(NULL AS VARCHAR)
                 AS diff_fields LIMIT 0""",
             ["break", "break"],
@@ -118,7 +118,7 @@ def run_breaks(
     )
     columns = record_columns("lrow", "NULL", "diff", "ddays")
     con.execute(
-        f"""CREATE TEMP TABLE {out} AS
+        f"""CREATE TABLE {out} AS
             SELECT 'left' AS side, lrow AS "row", {columns}, diff_fields FROM bpairs
             UNION ALL
             SELECT 'right', rrow, {columns}, diff_fields FROM bpairs""",  # noqa: S608

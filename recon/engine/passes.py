@@ -142,7 +142,7 @@ def run_pair_pass(
     kept = assign_one_to_one(con, "cand", PAIR_ORDER)
     status = "suggested" if p.action == "suggest" else "matched"
     con.execute(
-        f"""CREATE TEMP TABLE {out} AS
+        f"""CREATE TABLE {out} AS
             SELECT 'left' AS side, lrow AS "row", {record_columns("lrow", "conf", "diff", "ddays")}
             FROM {kept}
             UNION ALL
@@ -214,7 +214,7 @@ def run_group_pass(
             FROM ({stats(kept)}) st"""  # noqa: S608
     )
     con.execute(
-        f"""CREATE TEMP TABLE {out} AS
+        f"""CREATE TABLE {out} AS
             SELECT '{o_side}' AS side, st.orow AS "row",
                    {record_columns("st.match_id", "st.conf", "st.diff", "st.dsel")}
             FROM gstats st

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,51 @@ def _side_results(
     return table, status
 
 
+def _whole_side(
+    con: duckdb.DuckDBPyConnection, side: Side, queries: list[str], scale: int
+) -> tuple[pa.Table, dict[str, Any]]:
+    """One side's results and summary in one piece, on a cursor of its own.
+
+    The two sides are assembled at once: much of the assembly is NumPy and
+    Arrow on one core, which the other side's DuckDB queries can use meanwhile.
+    The cursor sees the record tables because they are not TEMP tables.
+    """
+    cursor = con.cursor()
+    try:
+        duplicate = _duplicates(cursor, side)
+        table, status = _side_results(cursor, side, queries, scale, duplicate, (0, side.rows))
+        return table, _side_summary(cursor, side, status, int(np.count_nonzero(duplicate)))
+    finally:
+        cursor.close()
+
+
+def _chunked_side(
+    con: duckdb.DuckDBPyConnection,
+    side: Side,
+    queries: list[str],
+    scale: int,
+    columns: str,
+    params: list[str],
+) -> dict[str, Any]:
+    """Append one side's results, CHUNK_ROWS at a time, to the table results_<side>_all."""
+    duplicate = _duplicates(con, side)
+    statuses = []
+    for start in range(0, max(side.rows, 1), CHUNK_ROWS):
+        span = (start, min(start + CHUNK_ROWS, side.rows))
+        table, status = _side_results(con, side, queries, scale, duplicate, span)
+        statuses.append(status)
+        con.register("results_chunk", table)
+        try:
+            into = f"results_{side.name}_all"
+            into = f"INSERT INTO {into}" if start else f"CREATE TEMP TABLE {into} AS"
+            con.execute(f"{into} SELECT {columns} FROM results_chunk", params)  # noqa: S608
+        finally:
+            con.unregister("results_chunk")
+        del table
+    status = np.concatenate(statuses)
+    return _side_summary(con, side, status, int(np.count_nonzero(duplicate)))
+
+
 def write_results(
     con: duckdb.DuckDBPyConnection,
     sides: tuple[Side, Side],
@@ -176,30 +222,22 @@ def write_results(
     def select(table: str, side: str) -> str:
         return f"SELECT CAST('{side}' AS recon_side) AS side, {columns} FROM {table}"  # noqa: S608
 
-    chunk_rows = CHUNK_ROWS
-    chunked = any(side.rows > chunk_rows for side in sides)
+    chunked = any(side.rows > CHUNK_ROWS for side in sides)
     tables: list[pa.Table] = []
     summaries = []
-    for side, queries in zip(sides, records, strict=True):
-        duplicate = _duplicates(con, side)
-        statuses = []
-        for start in range(0, max(side.rows, 1), chunk_rows if chunked else max(side.rows, 1)):
-            span = (start, min(start + chunk_rows, side.rows) if chunked else side.rows)
-            table, status = _side_results(con, side, queries, scale, duplicate, span)
-            statuses.append(status)
-            if not chunked:
+    if chunked:
+        for side, queries in zip(sides, records, strict=True):
+            summaries.append(_chunked_side(con, side, queries, scale, columns, params))
+    else:
+        with ThreadPoolExecutor(2) as pool:
+            done = [
+                pool.submit(_whole_side, con, side, queries, scale)
+                for side, queries in zip(sides, records, strict=True)
+            ]
+            for future in done:
+                table, summary = future.result()
                 tables.append(table)
-                continue
-            con.register("results_chunk", table)
-            try:
-                into = f"results_{side.name}_all"
-                into = f"INSERT INTO {into}" if start else f"CREATE TEMP TABLE {into} AS"
-                con.execute(f"{into} SELECT {columns} FROM results_chunk", params)  # noqa: S608
-            finally:
-                con.unregister("results_chunk")
-            del table
-        status = np.concatenate(statuses)
-        summaries.append(_side_summary(con, side, status, int(np.count_nonzero(duplicate))))
+                summaries.append(summary)
     tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
     target = f"TO '{_quote(tmp)}' (FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION V2)"
     try:

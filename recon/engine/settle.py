@@ -112,7 +112,7 @@ def settle_unique_keys(
     # Only the pairs that can end as breaks need the mask (a CASE evaluates just those).
     mask = f"CASE WHEN pidx IS NULL AND brk THEN {diff_mask_sql(compared)} END"
     con.execute(
-        f"""CREATE TEMP TABLE {PAIRS} AS
+        f"""CREATE TABLE {PAIRS} AS
             SELECT lrow, rrow, diff, ddays, {mask} AS dm, pidx, CAST({conf} AS DOUBLE) AS conf,
                    brk {kept}
             FROM (SELECT *, CAST({pidx} AS UTINYINT) AS pidx
