@@ -67,6 +67,11 @@ def worth_settling(rules: Rules) -> bool:
     return leading_passes(rules) > 0 or "key" in rules.break_on
 
 
+def _equal_beyond_key(p: PassSpec) -> str:
+    """The pass's equalities other than the key's, as SQL ('true' when there are none)."""
+    return join_on([c for c in equality_columns(p) if c != "k"]) or "true"
+
+
 def _confidence(p: PassSpec, scale: int) -> str:
     allowed = None if amount_must_equal(p) else allowed_sql(p, "la", "ra", scale)
     return confidence_sql(p, diff="diff", allowed=allowed, days="ddays", similarity=None)
@@ -88,18 +93,22 @@ def settle_unique_keys(
         f"""CREATE TEMP TABLE {REPEATED} AS SELECT k FROM {left.duplicates}
             UNION SELECT k FROM {right.duplicates}"""  # noqa: S608
     )
+    # Every pair shares its key (the join's, never NULL), so k = k is left out.
+    equal = [_equal_beyond_key(p) for p in lead]
     conditions = [
-        " AND ".join(f"({c})" for c in [join_on(equality_columns(p)), *pair_filters(p, scale)])
-        for p in lead
+        " AND ".join(f"({c})" for c in [e, *pair_filters(p, scale)])
+        for p, e in zip(lead, equal, strict=True)
     ]
     flags = "".join(
-        f", coalesce({join_on(equality_columns(p))}, false) AS e{i}, coalesce({c}, false) AS c{i}"
-        for i, (p, c) in enumerate(zip(lead, conditions, strict=True))
+        f", coalesce({e}, false) AS e{i}, coalesce({c}, false) AS c{i}"
+        for i, (e, c) in enumerate(zip(equal, conditions, strict=True))
     )
     # Index i is the pass's position, which is also its code in the recon_pass ENUM.
     pidx = " ".join(f"WHEN c{i} THEN {i}" for i in range(len(lead)))
     pidx = f"CASE {pidx} END" if lead else "NULL"
-    brk = join_on([COLUMN[f] for f in rules.break_on]) if "key" in rules.break_on else "false"
+    brk = "false"
+    if "key" in rules.break_on:
+        brk = join_on([COLUMN[f] for f in rules.break_on if f != "key"]) or "true"
     conf = " ".join(f"WHEN {i} THEN {_confidence(p, scale)}" for i, p in enumerate(lead))
     conf = f"CASE pidx {conf} END" if lead else "NULL"
     kept = "".join(f", e{i}, c{i}" for i in range(len(lead)))
