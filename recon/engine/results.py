@@ -3,14 +3,20 @@
 Record tables and queries give, per matched or paired record, its values in
 no particular order. Each side's results are assembled in Arrow at the
 record's position in row order (see positions.py) rather than joined and
-sorted in SQL, then both sides are written by one COPY; large sides a piece
-at a time through a DuckDB table, so their Arrow stays bounded.
+sorted in SQL, the two sides at once on cursors of their own, then both are
+written by one COPY. Large sides are assembled a piece at a time on another
+thread and streamed to the COPY, so their Arrow stays bounded. Record tables
+are ordinary (not TEMP) tables of the run's in-memory database, so those
+cursors see them.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from recon.engine.errors import EngineError
 from recon.engine.load import Side
 from recon.engine.positions import arrow, scatter, values
 
@@ -165,31 +172,90 @@ def _whole_side(
         cursor.close()
 
 
-def _chunked_side(
-    con: duckdb.DuckDBPyConnection,
-    side: Side,
-    queries: list[str],
-    scale: int,
-    columns: str,
-    params: list[str],
-) -> dict[str, Any]:
-    """Append one side's results, CHUNK_ROWS at a time, to the table results_<side>_all."""
-    duplicate = _duplicates(con, side)
-    statuses = []
-    for start in range(0, max(side.rows, 1), CHUNK_ROWS):
-        span = (start, min(start + CHUNK_ROWS, side.rows))
-        table, status = _side_results(con, side, queries, scale, duplicate, span)
-        statuses.append(status)
-        con.register("results_chunk", table)
+class _ChunkStream:
+    """Big sides' results, assembled CHUNK_ROWS rows at a time on a thread of their own.
+
+    The COPY reads the pieces as an Arrow stream while the next one is built,
+    so writing and assembling share the two cores, and few pieces are held
+    outside DuckDB's memory limit (the queue holds one). Each piece carries a
+    ``side`` code (0 left, 1 right). The generator the COPY pulls from only
+    waits on the queue: every DuckDB query of the assembly runs on the
+    thread's own cursor, never inside the COPY.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        sides: tuple[Side, Side],
+        records: tuple[list[str], list[str]],
+        scale: int,
+    ) -> None:
+        self.summaries: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._produce, args=(con.cursor(), sides, records, scale), daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: pa.Table | None) -> bool:
+        """Queue item unless the writer has stopped reading; whether it was queued."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _produce(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        sides: tuple[Side, Side],
+        records: tuple[list[str], list[str]],
+        scale: int,
+    ) -> None:
         try:
-            into = f"results_{side.name}_all"
-            into = f"INSERT INTO {into}" if start else f"CREATE TEMP TABLE {into} AS"
-            con.execute(f"{into} SELECT {columns} FROM results_chunk", params)  # noqa: S608
+            for code, (side, queries) in enumerate(zip(sides, records, strict=True)):
+                duplicate = _duplicates(cursor, side)
+                statuses = []
+                for start in range(0, max(side.rows, 1), CHUNK_ROWS):
+                    span = (start, min(start + CHUNK_ROWS, side.rows))
+                    table, status = _side_results(cursor, side, queries, scale, duplicate, span)
+                    statuses.append(status)
+                    codes = arrow(np.full(table.num_rows, code, dtype=np.int8), pa.int8())
+                    if not self._put(table.add_column(0, "side", codes)):
+                        return
+                dupes = int(np.count_nonzero(duplicate))
+                status = np.concatenate(statuses)
+                self.summaries.append(_side_summary(cursor, side, status, dupes))
+        except BaseException as exc:  # noqa: BLE001 - raised again on the writer's thread
+            self.error = exc
         finally:
-            con.unregister("results_chunk")
-        del table
-    status = np.concatenate(statuses)
-    return _side_summary(con, side, status, int(np.count_nonzero(duplicate)))
+            cursor.close()
+            self._put(None)
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The pieces in order as one stream (its schema is the first piece's)."""
+        first = self._queue.get()
+        if first is None:
+            raise self.error or EngineError("no results were assembled")
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            item: pa.Table | None = first
+            while item is not None:
+                yield from item.to_batches()
+                item = self._queue.get()
+            if self.error is not None:
+                raise self.error
+
+        return pa.RecordBatchReader.from_batches(first.schema, batches())
+
+    def close(self) -> None:
+        """Stop the assembly (if it still runs) and wait for its thread."""
+        self._stop.set()
+        self._thread.join()
 
 
 def write_results(
@@ -204,9 +270,9 @@ def write_results(
 
     ``records`` holds, per side, queries of the records that have a status
     other than unmatched (columns RECORD_COLUMNS). Returns both sides' summaries.
-    A side of more than ``CHUNK_ROWS`` records is assembled that many rows at a
-    time, each piece appended to a DuckDB table (which spills) in row order, so
-    the Arrow held outside DuckDB's memory limit stays bounded.
+    When a side has more than ``CHUNK_ROWS`` records, both are assembled that
+    many rows at a time and streamed to the writer (_ChunkStream), so the Arrow
+    held outside DuckDB's memory limit stays bounded.
     """
     # Codes become ENUMs again: the Parquet writer stores an ENUM's dictionary as is,
     # where it would hash every string of a VARCHAR column.
@@ -222,56 +288,75 @@ def write_results(
     def select(table: str, side: str) -> str:
         return f"SELECT CAST('{side}' AS recon_side) AS side, {columns} FROM {table}"  # noqa: S608
 
-    chunked = any(side.rows > CHUNK_ROWS for side in sides)
-    tables: list[pa.Table] = []
-    summaries = []
-    if chunked:
-        for side, queries in zip(sides, records, strict=True):
-            summaries.append(_chunked_side(con, side, queries, scale, columns, params))
-    else:
-        with ThreadPoolExecutor(2) as pool:
-            done = [
-                pool.submit(_whole_side, con, side, queries, scale)
-                for side, queries in zip(sides, records, strict=True)
-            ]
-            for future in done:
-                table, summary = future.result()
-                tables.append(table)
-                summaries.append(summary)
     tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
     target = f"TO '{_quote(tmp)}' (FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION V2)"
+    if any(side.rows > CHUNK_ROWS for side in sides):
+        # Both arms ENUM constants: the writer then knows side has no NULLs and writes
+        # it required, as it does the constant of the whole-side path.
+        copy = f"""COPY (SELECT CASE side WHEN 0 THEN CAST('left' AS recon_side)
+                                      ELSE CAST('right' AS recon_side) END AS side, {columns}
+                         FROM results_stream) {target}"""  # noqa: S608
+        return _write_streamed(con, sides, records, scale, (copy, params), (tmp, out_path))
+    tables: list[pa.Table] = []
+    summaries = []
+    with ThreadPoolExecutor(2) as pool:
+        done = [
+            pool.submit(_whole_side, con, side, queries, scale)
+            for side, queries in zip(sides, records, strict=True)
+        ]
+        for future in done:
+            table, summary = future.result()
+            tables.append(table)
+            summaries.append(summary)
+    con.register("results_left", tables[0])
+    con.register("results_right", tables[1])
     try:
-        if chunked:
-            # A table has statistics, so columns without NULLs would be written as
-            # required; the whole-side path (from Arrow) writes them optional.
-            optional = ", ".join(
-                f'CASE WHEN "{c}" IS NULL THEN NULL ELSE "{c}" END AS "{c}"'
-                for c in RESULT_COLUMNS[1:]
-            )
-            con.execute(
-                f"""COPY (SELECT CAST('left' AS recon_side) AS side, {optional}
-                          FROM results_left_all UNION ALL
-                          SELECT CAST('right' AS recon_side) AS side, {optional}
-                          FROM results_right_all) {target}"""  # noqa: S608
-            )
-        else:
-            con.register("results_left", tables[0])
-            con.register("results_right", tables[1])
-            con.execute(
-                f"""COPY ({select("results_left", "left")} UNION ALL
-                          {select("results_right", "right")}) {target}""",
-                params + params,
-            )
+        con.execute(
+            f"""COPY ({select("results_left", "left")} UNION ALL
+                      {select("results_right", "right")}) {target}""",
+            params + params,
+        )
         os.replace(tmp, out_path)
     finally:
-        if chunked:
-            con.execute("DROP TABLE IF EXISTS results_left_all")
-            con.execute("DROP TABLE IF EXISTS results_right_all")
-        else:
-            con.unregister("results_left")
-            con.unregister("results_right")
+        con.unregister("results_left")
+        con.unregister("results_right")
         tmp.unlink(missing_ok=True)
     return summaries[0], summaries[1]
+
+
+def _write_streamed(
+    con: duckdb.DuckDBPyConnection,
+    sides: tuple[Side, Side],
+    records: tuple[list[str], list[str]],
+    scale: int,
+    copy: tuple[str, list[str]],
+    paths: tuple[Path, Path],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """write_results for big sides: one COPY that reads the pieces as they are assembled.
+
+    ``copy`` is the statement (reading ``results_stream``) and its parameters;
+    it writes ``paths[0]``, which then replaces ``paths[1]``.
+    """
+    tmp, out_path = paths
+    stream = _ChunkStream(con, sides, records, scale)
+    try:
+        con.register("results_stream", stream.reader())
+        try:
+            con.execute(*copy)
+        except duckdb.Error:
+            if stream.error is not None:  # the assembly failed: say why, not the stream
+                raise stream.error from None
+            raise
+        finally:
+            con.unregister("results_stream")
+        stream.close()
+        if stream.error is not None:
+            raise stream.error
+        os.replace(tmp, out_path)
+    finally:
+        stream.close()
+        tmp.unlink(missing_ok=True)
+    return stream.summaries[0], stream.summaries[1]
 
 
 def _enum_case(column: str, values: int, enum: str) -> str:

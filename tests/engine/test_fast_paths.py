@@ -9,16 +9,18 @@ that are shuffled and have gaps, and check the summary against the file.
 from __future__ import annotations
 
 import random
+import threading
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recon.engine import run_reconciliation
+from recon.engine import results, run_reconciliation
 from tests.engine.engine_helpers import Outcome, write_source
 
 KEY_PASSES: list[dict[str, Any]] = [
@@ -157,3 +159,42 @@ def test_results_assembled_in_pieces_are_the_same_records(
     assert pieces.rows == whole.rows
     assert {**pieces.summary, "duration_seconds": 0} == {**whole.summary, "duration_seconds": 0}
     assert len(pieces.rows) == len(left) + len(right)
+
+
+@pytest.mark.parametrize("failing_piece", [1, 3, 5])
+def test_a_fault_while_streaming_pieces_keeps_the_previous_results(
+    tmp_path: Path, failing_piece: int
+) -> None:
+    # Pieces are assembled on a thread and streamed to the COPY. A fault in one
+    # (injected: a disk or memory error cannot be caused here on demand) must
+    # surface as itself, leave the earlier results file as it was, and leave no
+    # temporary file or thread behind.
+    left = [{"key": f"K{i}", "amount": f"{i}.00"} for i in range(10)]
+    right = [{"key": f"K{i}", "amount": f"{i}.00"} for i in range(0, 10, 2)]
+    lp = write_source(tmp_path / "left.parquet", left)
+    rp = write_source(tmp_path / "right.parquet", right)
+    out = tmp_path / "results.parquet"
+    rules = {"passes": [{"name": "exact", "match_on": ["key"]}], "break_on": ["key"]}
+    run_reconciliation(lp, rp, rules, out, temp_dir=tmp_path)
+    before = out.read_bytes()
+    files = sorted(tmp_path.iterdir())
+    threads = threading.active_count()
+    assemble = results._side_results
+    calls = []
+
+    def faulty(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == failing_piece:
+            raise OSError("injected fault")
+        return assemble(*args)
+
+    with (
+        mock.patch("recon.engine.results.CHUNK_ROWS", 3),
+        mock.patch("recon.engine.results._side_results", faulty),
+        pytest.raises(OSError, match="injected fault"),
+    ):
+        run_reconciliation(lp, rp, rules, out, temp_dir=tmp_path)
+    assert out.read_bytes() == before
+    assert sorted(tmp_path.iterdir()) == files
+    assert threading.active_count() == threads
+    assert len(calls) == failing_piece  # the assembly stopped at the fault
