@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from recon.duckdb_conn import connect
 from recon.engine.results import STATUSES
 from recon.errors import APIError
 
@@ -69,9 +70,7 @@ def _canonical(path: Path, options: dict[str, Any], work: Path, side: str) -> Pa
 
 
 def _write_csvs(results: Path, left: Path, right: Path, out_dir: Path) -> None:
-    import duckdb
-
-    con = duckdb.connect()
+    con = connect()
     fields = ", ".join(f's."{c}"' for c in CANONICAL)
     for status in STATUSES:
         target = out_dir / f"{status}.csv"

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from duckdb.sqltypes import VARCHAR
 
+from recon import duckdb_conn
 from recon.engine.errors import EngineError
 from recon.engine.positions import RowIndex
 from recon.engine.rules import MAX_DECIMALS, Rules
@@ -45,7 +46,7 @@ class Side:
 
 def connect(*, memory_limit: str, temp_dir: Path, threads: int | None) -> duckdb.DuckDBPyConnection:
     """An in-memory connection that spills to temp_dir instead of outgrowing memory_limit."""
-    con = duckdb.connect(":memory:")
+    con = duckdb_conn.connect()
     con.execute("SET memory_limit = ?", [memory_limit])
     con.execute("SET temp_directory = ?", [str(temp_dir)])
     if threads is not None:

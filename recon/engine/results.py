@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from recon.duckdb_conn import quiet
 from recon.engine.errors import EngineError
 from recon.engine.load import Side
 from recon.engine.positions import arrow, scatter, values
@@ -163,7 +164,7 @@ def _whole_side(
     Arrow on one core, which the other side's DuckDB queries can use meanwhile.
     The cursor sees the record tables because they are not TEMP tables.
     """
-    cursor = con.cursor()
+    cursor = quiet(con.cursor())
     try:
         duplicate = _duplicates(cursor, side)
         table, status = _side_results(cursor, side, queries, scale, duplicate, (0, side.rows))
@@ -195,7 +196,7 @@ class _ChunkStream:
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._produce, args=(con.cursor(), sides, records, scale), daemon=True
+            target=self._produce, args=(quiet(con.cursor()), sides, records, scale), daemon=True
         )
         self._thread.start()
 

@@ -11,8 +11,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-import duckdb
-
+from recon.duckdb_conn import connect
 from recon.engine.results import RESULT_COLUMNS
 from recon.errors import Conflict
 from recon.jobs.models import Job, JobStatus
@@ -91,7 +90,7 @@ def get_results(
     """Return a page of result records with their canonical fields, by side and row."""
     paths = _paths(storage, job, left, right)
     where, params = _where(status, side)
-    con = duckdb.connect()
+    con = connect()
     try:
         total = con.execute(
             f"SELECT count(*) FROM read_parquet(?) r{where}",  # noqa: S608 - fixed clauses
@@ -141,7 +140,7 @@ def export_csv(
     paths = _paths(storage, job, left, right)
     where, params = _where(status, None)
     sql = _joined_sql(list(RESULT_COLUMNS), list(left.columns), list(right.columns), where)
-    con = duckdb.connect()
+    con = connect()
     try:
         cursor = con.execute(sql, [*paths, *params])
         names = [d[0] for d in cursor.description]

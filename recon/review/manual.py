@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 from sqlalchemy import and_, or_, select
 
 from instrumentation import db_query_timer
 from recon.analytics.service import Cache, invalidate_analytics
 from recon.audit.service import SYSTEM, Actor, record
 from recon.db_types import SessionLike, utcnow
+from recon.duckdb_conn import connect
 from recon.errors import NotFound, ValidationError
 from recon.jobs.models import Job
 from recon.projects.models import Project
@@ -41,7 +41,7 @@ def _duplicates(side: str, rows: Sequence[int]) -> list[dict[str, Any]]:
 
 def _amounts(storage: Storage, source: Source, rows: Sequence[int]) -> list[tuple[str, str]]:
     """Return (amount as exact text, currency) of the source's ``rows``."""
-    con = duckdb.connect(":memory:")
+    con = connect()
     try:
         return con.execute(
             f"""SELECT CAST(CAST(amount AS DECIMAL(38, {int(source.amount_scale)})) AS VARCHAR),

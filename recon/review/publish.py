@@ -29,11 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-import duckdb
 from sqlalchemy import CursorResult, insert, select, update
 
 from instrumentation import db_query_timer
 from recon.db_types import SessionLike, utcnow
+from recon.duckdb_conn import connect
 from recon.jobs.models import Job
 from recon.review.models import OPEN_STATUSES, ExceptionKind, ExceptionStatus, ReconException
 
@@ -101,7 +101,7 @@ def read_exception_records(
 ) -> list[tuple[Any, ...]]:
     """Return the break, unmatched and suggested records with their fields, by side and row."""
     query = _QUERY.format(left_scale=int(scale_left), right_scale=int(scale_right))
-    con = duckdb.connect(":memory:")
+    con = connect()
     try:
         return con.execute(
             query,

@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from recon.duckdb_conn import connect
 from recon.sources import dialect
 from recon.sources.amounts import sql_string
 from recon.sources.canonical import Canonical, col
@@ -79,17 +80,12 @@ def ingest_file(
     src, out = Path(src_path), Path(out_path)
     partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
     with tempfile.TemporaryDirectory(prefix="recon-ingest-", dir=temp_dir) as work:
-        con = duckdb.connect(
-            config={
-                "temp_directory": work,
-                "memory_limit": limits.duckdb_memory_limit,
-                "preserve_insertion_order": True,
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-            }
+        con = connect(
+            temp_directory=work,
+            memory_limit=limits.duckdb_memory_limit,
+            preserve_insertion_order=True,
         )
         try:
-            con.execute("SET enable_progress_bar = false")
             loaded = _load(con, src, filename, wanted, opts, limits, Path(work))
             canonical = Canonical(con, loaded.resolved, loaded.headers, opts, limits)
             (count,) = canonical.one("SELECT count(*) FROM src")

@@ -14,13 +14,13 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-import duckdb
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from instrumentation import db_query_timer, record_upload_rejected
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.db_types import SessionLike
+from recon.duckdb_conn import connect
 from recon.errors import Conflict, NotFound, PayloadTooLarge
 from recon.pagination import Page, paginate
 from recon.projects.models import Project
@@ -218,7 +218,7 @@ def get_rows(
 ) -> Page[dict[str, Any]]:
     """Return a page of the source's canonical columns, in file order, amounts as exact strings."""
     path = str(storage.path(source.path))
-    con = duckdb.connect()
+    con = connect()
     try:
         rows = con.execute(
             "SELECT row, key, CAST(amount AS VARCHAR), CAST(date AS VARCHAR), currency, "
