@@ -27,16 +27,45 @@ CANONICAL = ("key", "amount", "date", "currency", "description")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recon", description="recon command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("reconcile", help="match two files under rules")
-    rec.add_argument("left", type=Path)
-    rec.add_argument("right", type=Path)
+    rec = sub.add_parser(
+        "reconcile",
+        help="match two files under rules",
+        description=(
+            "Match LEFT against RIGHT under the rules; write results.parquet and summary.json "
+            "under OUT and print a summary. Exit status 0 on success, 2 on bad input."
+        ),
+        epilog=(
+            "example: recon reconcile examples/bank_ledger/bank.csv "
+            "examples/bank_ledger/ledger.csv --rules examples/bank_ledger/rules.json "
+            "--out /tmp/out --csv"
+        ),
+    )
+    rec.add_argument(
+        "left",
+        type=Path,
+        help="CSV or XLSX file (read through the sources parser) or canonical Parquet file",
+    )
+    rec.add_argument("right", type=Path, help="the other side, as LEFT")
     rec.add_argument("--rules", type=Path, required=True, help="rules JSON file")
-    rec.add_argument("--out", type=Path, required=True, help="output directory")
+    rec.add_argument(
+        "--out", type=Path, required=True, help="output directory (created when missing)"
+    )
     rec.add_argument("--csv", action="store_true", help="also write one CSV per status")
-    rec.add_argument("--left-options", default="{}", help="parser options for LEFT (JSON)")
-    rec.add_argument("--right-options", default="{}", help="parser options for RIGHT (JSON)")
-    rec.add_argument("--memory-limit", default="1GB")
-    rec.add_argument("--threads", type=int, default=None)
+    rec.add_argument(
+        "--left-options",
+        default="{}",
+        help='parser options for LEFT as a JSON object, e.g. \'{"delimiter": ";", '
+        '"mapping": {"key": "Ref"}}\' ("mapping" names the columns)',
+    )
+    rec.add_argument("--right-options", default="{}", help="parser options for RIGHT, as above")
+    rec.add_argument(
+        "--memory-limit",
+        default="1GB",
+        help="DuckDB memory limit; a bigger job spills to disk (default 1GB)",
+    )
+    rec.add_argument(
+        "--threads", type=int, default=None, help="DuckDB threads (default: one per core)"
+    )
     return parser
 
 

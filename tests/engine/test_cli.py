@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -181,3 +182,28 @@ def test_csv_parse_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     assert code == 2
     assert "recon:" in capsys.readouterr().err
+
+
+def test_help_explains_every_argument_and_its_example_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["reconcile", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    # Every argument has words of help after its name (argparse may wrap them).
+    blocks = re.split(r"\n  (?=\S)", text.split("positional arguments:", 1)[1].split("example:")[0])
+    described = {b.split()[0]: b.split()[1:] for b in blocks if b.strip()}
+    for name in ("left", "right", "--rules", "--out", "--csv", "--left-options", "--right-options"):
+        metavar = name.lstrip("-").replace("-", "_").upper()
+        assert [w for w in described[name] if w != metavar], name
+    for name in ("--memory-limit", "--threads"):
+        assert len(described[name]) > 2, name
+    example = " ".join(text.split("example: ", 1)[1].split())
+    command = example.split()
+    assert command[:2] == ["recon", "reconcile"] and command[-3::2] == ["--out", "--csv"]
+    # The example runs as printed, from the repository root, into a temporary OUT.
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out = tmp_path / "out"
+    assert main([*command[1:-3], "--out", str(out), "--csv"]) == 0
+    assert (out / "results.parquet").is_file() and (out / "matched.csv").is_file()
