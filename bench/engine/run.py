@@ -104,7 +104,8 @@ def tool_io_floor(
     statuses = ", ".join(f"'{s}'" for s in STATUSES)
     con.execute(f"CREATE TYPE recon_status AS ENUM ({statuses})")
     con.execute("CREATE TYPE recon_side AS ENUM ('left', 'right')")
-    con.execute("CREATE TYPE recon_pass AS ENUM ('exact', 'tolerant', 'break')")
+    passes = ", ".join(f"'{p['name']}'" for p in [*RULES["passes"], {"name": "break"}])
+    con.execute(f"CREATE TYPE recon_pass AS ENUM ({passes})")
 
     def side(name: str) -> str:
         return f"""SELECT CAST('{name}' AS recon_side) AS side, "row",

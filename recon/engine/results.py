@@ -350,9 +350,6 @@ def _write_streamed(
             raise
         finally:
             con.unregister("results_stream")
-        stream.close()
-        if stream.error is not None:
-            raise stream.error
         os.replace(tmp, out_path)
     finally:
         stream.close()

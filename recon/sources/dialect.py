@@ -159,7 +159,7 @@ def file_mixes_newlines(path: Path) -> bool:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             if b"\r" not in chunk:  # the usual LF-only chunk: one memchr pass
-                bare = bare or (b"\n" in chunk[1:] or (chunk[:1] == b"\n" and not after_cr))
+                bare = bare or chunk.find(b"\n", 1) >= 0 or (chunk[:1] == b"\n" and not after_cr)
                 crlf = crlf or (after_cr and chunk[:1] == b"\n")
             else:
                 pairs = chunk.count(b"\r\n") + (1 if after_cr and chunk[:1] == b"\n" else 0)
