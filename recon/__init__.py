@@ -134,6 +134,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from recon import limits
     from recon.analytics.views import blp as analytics
     from recon.audit.views import blp as audit
     from recon.auth.views import blp as auth
@@ -144,6 +145,7 @@ def register_blueprints(app: Flask) -> None:
     from recon.sources.views import blp as sources
     from recon.users.views import blp as users
 
+    limits.install_converters(app)
     for blueprint in (health, auth, users, projects, sources, jobs, review, analytics, audit):
         api.register_blueprint(blueprint)
     from recon import ratelimit
@@ -154,10 +156,12 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
+    from recon import limits
     from recon.auth import guard
 
     web.init_app(app)
     guard.init_app(app)
+    limits.init_app(app)
 
 
 def register_observability(app: Flask) -> None:

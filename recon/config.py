@@ -126,6 +126,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("RECON_MAX_UPLOAD_MB", _positive_int, "512", "largest upload accepted (413 above)"),
     Setting(
+        "RECON_MAX_JSON_KB",
+        _positive_int,
+        "1024",
+        "largest body of any other request (413 above, before it is parsed)",
+    ),
+    Setting(
         "RECON_METRICS_TOKEN",
         _optional(str),
         "",

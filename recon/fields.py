@@ -1,8 +1,8 @@
 """Field types every schema shares, so the bounds of hostile input live in one place.
 
-- ``Id`` and ``PageNumber``: integers a database can hold (ids 1 .. 2**63 - 1, pages
-  up to 10**12); a larger number in a query or a body is a 422, never an overflow in
-  the driver.
+- ``Id``, ``RowNumber`` and ``PageNumber``: integers the columns can hold (ids are
+  INTEGER, 1 .. 2**31 - 1; row numbers BIGINT, 0 .. 2**63 - 1; pages up to 10**12); a
+  larger number in a query or a body is a 422, never an overflow in the driver.
 - ``Text``: a string without NUL and without lone surrogates (PostgreSQL refuses
   both, and a lone surrogate can't be encoded to UTF-8 at all).
 - ``Name``: ``Text`` that also refuses control characters and bidirectional
@@ -20,8 +20,9 @@ from typing import Any
 
 import marshmallow as ma
 
-MAX_ID = 2**63 - 1
-MAX_PAGE = 10**12  # times the largest page size (500) still fits in MAX_ID
+MAX_ID = 2**31 - 1  # id columns are INTEGER (32-bit on PostgreSQL)
+MAX_ROW = 2**63 - 1  # row numbers are BIGINT
+MAX_PAGE = 10**12  # times the largest page size (500) still fits a BIGINT offset
 # Bidi embeddings, overrides and isolates: U+202A-U+202E, U+2066-U+2069 (and the
 # marks U+200E/U+200F, U+061C, which can reorder a name just as well).
 BIDI_CONTROLS = frozenset(
@@ -81,7 +82,7 @@ class Name(Text):
 
 
 class Id(ma.fields.Integer):
-    """A row id: 1 .. 2**63 - 1."""
+    """An object's id: 1 .. 2**31 - 1."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=kwargs.pop("strict", False), **kwargs)
@@ -96,3 +97,41 @@ class PageNumber(ma.fields.Integer):
         kwargs.setdefault("load_default", 1)
         super().__init__(**kwargs)
         self.validators.insert(0, ma.validate.Range(min=1, max=MAX_PAGE))
+
+
+class RowNumber(ma.fields.Integer):
+    """A record's row number in its source: 0 .. 2**63 - 1."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.insert(0, ma.validate.Range(min=0, max=MAX_ROW))
+
+
+class Money(ma.fields.Decimal):
+    """A non-negative exact decimal with the digit limits of amounts (20 digits before the
+    point, 18 after), given as a string ("0.01") or a JSON number; loaded as Decimal."""
+
+    MAX_INTEGER_DIGITS = 20
+    MAX_DECIMALS = 18
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {
+            "type": "string",
+            "pattern": r"^\d{1,20}(\.\d{1,18})?$",
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(as_string=True, metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if number.is_nan() or number.is_infinite():
+            raise self.make_error("special")
+        if number < 0:
+            raise ma.ValidationError("Must not be negative.")
+        if max(0, -int(number.normalize().as_tuple().exponent)) > self.MAX_DECIMALS:
+            raise ma.ValidationError(f"At most {self.MAX_DECIMALS} decimals.")
+        if number.adjusted() + 1 > self.MAX_INTEGER_DIGITS:
+            raise ma.ValidationError(f"At most {self.MAX_INTEGER_DIGITS} digits before the point.")
+        return number

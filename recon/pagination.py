@@ -9,6 +9,7 @@ import marshmallow as ma
 from sqlalchemy import Select, func, select
 
 from recon.db_types import SessionLike
+from recon.fields import PageNumber, Text
 
 T = TypeVar("T")
 
@@ -32,14 +33,14 @@ def paginate(session: SessionLike, query: Select[Any], *, page: int, per_page: i
 
 
 class PageArgsSchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    page = PageNumber()
     per_page = ma.fields.Integer(
         load_default=DEFAULT_PER_PAGE, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE)
     )
 
 
 class SearchArgsSchema(PageArgsSchema):
-    q = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))
+    q = Text(load_default=None, validate=ma.validate.Length(max=200))
 
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:

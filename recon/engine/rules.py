@@ -30,6 +30,8 @@ PASS_KEYS = {
 MAX_PASSES = 20
 MAX_DATE_WINDOW = 3660
 MAX_DECIMALS = 18
+# Tolerances have the digit limits of amounts (DECIMAL(38, 18) at most): 20 before the point.
+MAX_INTEGER_DIGITS = 38 - MAX_DECIMALS
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ def _decimals(value: Decimal) -> int:
     return max(0, -int(exponent))
 
 
+def _integer_digits(value: Decimal) -> int:
+    return max(0, value.adjusted() + 1)
+
+
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
@@ -150,6 +156,8 @@ def _tolerance(value: Any, where: str, problems: _Problems) -> dict[str, str] | 
             problems.add(f"{where}.{part}", "must not be negative")
         elif _decimals(number) > MAX_DECIMALS:
             problems.add(f"{where}.{part}", f"at most {MAX_DECIMALS} decimals")
+        elif _integer_digits(number) > MAX_INTEGER_DIGITS:
+            problems.add(f"{where}.{part}", f"at most {MAX_INTEGER_DIGITS} digits before the point")
         elif part == "relative" and number > 1:
             problems.add(f"{where}.{part}", "is a fraction of the amount: between 0 and 1")
         else:

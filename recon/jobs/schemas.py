@@ -1,21 +1,22 @@
 import marshmallow as ma
 
 from recon.engine.results import STATUSES
+from recon.fields import Id, Name, Text
 from recon.jobs.models import JobStatus
 from recon.jobs.results import SIDES
 from recon.pagination import PageArgsSchema, page_schema
 
 
 class JobCreateSchema(ma.Schema):
-    left_source_id = ma.fields.Integer(required=True)
-    right_source_id = ma.fields.Integer(required=True)
+    left_source_id = Id(required=True)
+    right_source_id = Id(required=True)
     rules = ma.fields.Dict(
         load_default=None,
         metadata={
             "description": "the passes and break_on (DESIGN.md section 6); or give ruleset_id"
         },
     )
-    ruleset_id = ma.fields.Integer(
+    ruleset_id = Id(
         load_default=None,
         metadata={"description": "a saved rule set version to run instead of inline rules"},
     )
@@ -23,6 +24,11 @@ class JobCreateSchema(ma.Schema):
         load_default=False,
         metadata={"description": "compute the summary without publishing exceptions"},
     )
+
+    @ma.validates_schema
+    def _one_source_of_rules(self, data: dict, **_: object) -> None:
+        if data.get("rules") is not None and data.get("ruleset_id") is not None:
+            raise ma.ValidationError("Give rules or ruleset_id, not both.", field_name="ruleset_id")
 
 
 class JobSchema(ma.Schema):
@@ -94,9 +100,9 @@ class RuleSetSchema(ma.Schema):
 
 
 class RuleSetSaveSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    name = Name(required=True)
     rules = ma.fields.Dict(required=True)
-    description = ma.fields.String(load_default="", validate=ma.validate.Length(max=5000))
+    description = Text(load_default="", validate=ma.validate.Length(max=5000))
 
 
 JobPageSchema = page_schema(JobSchema, "JobPage")

@@ -1,9 +1,10 @@
 import marshmallow as ma
 
+from recon.fields import Id, Name, Text
 from recon.pagination import SearchArgsSchema, page_schema
 from recon.projects.models import ProjectRole
 
-NAME = ma.validate.Length(min=1, max=200)
+DESCRIPTION = ma.validate.Length(max=5000)
 
 
 class ProjectSchema(ma.Schema):
@@ -16,13 +17,13 @@ class ProjectSchema(ma.Schema):
 
 
 class ProjectCreateSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=NAME)
-    description = ma.fields.String(load_default="", validate=ma.validate.Length(max=5000))
+    name = Name(required=True)
+    description = Text(load_default="", validate=DESCRIPTION)
 
 
 class ProjectUpdateSchema(ma.Schema):
-    name = ma.fields.String(validate=NAME)
-    description = ma.fields.String(validate=ma.validate.Length(max=5000))
+    name = Name()
+    description = Text(validate=DESCRIPTION)
     archived = ma.fields.Boolean()
 
 
@@ -37,7 +38,7 @@ class MemberSchema(ma.Schema):
 
 
 class MemberAddSchema(ma.Schema):
-    user_id = ma.fields.Integer(required=True)
+    user_id = Id(required=True)
     role = ma.fields.Enum(ProjectRole, by_value=True, required=True)
 
 

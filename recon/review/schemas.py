@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from recon.fields import Id, Money, RowNumber, Text
 from recon.pagination import PageArgsSchema, page_schema
 from recon.review.models import ExceptionKind, ExceptionStatus
 
@@ -18,6 +19,7 @@ REASON_CODES = (
     "matched_manually",
     "other",
 )
+AGE = 100_000  # days: far beyond any exception's age, small enough for date arithmetic
 ACTIONS = ("assign", "resolve", "close", "reopen")
 PATCH_STATUSES = ("assigned", "resolved", "closed", "reopened")
 
@@ -26,11 +28,11 @@ class ExceptionFilterSchema(ma.Schema):
     status = ma.fields.Enum(ExceptionStatus, by_value=True, load_default=None)
     kind = ma.fields.Enum(ExceptionKind, by_value=True, load_default=None)
     side = ma.fields.String(load_default=None, validate=ma.validate.OneOf(("left", "right")))
-    job = ma.fields.Integer(load_default=None, metadata={"description": "job id"})
-    assignee = ma.fields.Integer(load_default=None, metadata={"description": "user id"})
-    min_age_days = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
-    max_age_days = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
-    q = ma.fields.String(
+    job = Id(load_default=None, metadata={"description": "job id"})
+    assignee = Id(load_default=None, metadata={"description": "user id"})
+    min_age_days = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0, max=AGE))
+    max_age_days = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0, max=AGE))
+    q = Text(
         load_default=None,
         validate=ma.validate.Length(max=200),
         metadata={"description": "text in key, description or note"},
@@ -70,17 +72,17 @@ class ExceptionSchema(ma.Schema):
 
 class ExceptionUpdateSchema(ma.Schema):
     status = ma.fields.String(validate=ma.validate.OneOf(PATCH_STATUSES))
-    assignee_id = ma.fields.Integer(allow_none=True)
-    note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10_000))
+    assignee_id = Id(allow_none=True)
+    note = Text(allow_none=True, validate=ma.validate.Length(max=10_000))
     reason_code = ma.fields.String(validate=ma.validate.OneOf(REASON_CODES))
 
 
 class BulkSchema(ma.Schema):
     filter = ma.fields.Nested(ExceptionFilterSchema, load_default=dict)
     action = ma.fields.String(required=True, validate=ma.validate.OneOf(ACTIONS))
-    assignee_id = ma.fields.Integer(load_default=None)
+    assignee_id = Id(load_default=None)
     reason_code = ma.fields.String(load_default=None, validate=ma.validate.OneOf(REASON_CODES))
-    note = ma.fields.String(load_default=None, validate=ma.validate.Length(max=10_000))
+    note = Text(load_default=None, validate=ma.validate.Length(max=10_000))
 
 
 class BulkResultSchema(ma.Schema):
@@ -91,7 +93,7 @@ class BulkResultSchema(ma.Schema):
 
 
 class CommentCreateSchema(ma.Schema):
-    body = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=10_000))
+    body = Text(required=True, validate=ma.validate.Length(min=1, max=10_000))
 
 
 class CommentSchema(ma.Schema):
@@ -105,25 +107,21 @@ class CommentSchema(ma.Schema):
 
 class ManualMatchCreateSchema(ma.Schema):
     left_rows = ma.fields.List(
-        ma.fields.Integer(validate=ma.validate.Range(min=0)),
+        RowNumber(),
         required=True,
         validate=ma.validate.Length(min=1, max=10_000),
     )
     right_rows = ma.fields.List(
-        ma.fields.Integer(validate=ma.validate.Range(min=0)),
+        RowNumber(),
         required=True,
         validate=ma.validate.Length(min=1, max=10_000),
     )
-    tolerance = ma.fields.Decimal(
-        as_string=True,
+    tolerance = Money(
         load_default=None,
-        validate=ma.validate.Range(min=0),
         metadata={"description": 'largest |sum(left) - sum(right)| accepted, e.g. "0.01"'},
     )
-    write_off_reason = ma.fields.String(
-        load_default=None, validate=ma.validate.Length(min=1, max=200)
-    )
-    note = ma.fields.String(load_default=None, validate=ma.validate.Length(max=10_000))
+    write_off_reason = Text(load_default=None, validate=ma.validate.Length(min=1, max=200))
+    note = Text(load_default=None, validate=ma.validate.Length(max=10_000))
 
 
 class ManualMatchSchema(ma.Schema):
