@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from instrumentation import record_auth_attempt
-from recon.auth.models import Token
+from recon.auth.models import LoginFailures, Token
 from recon.auth.passwords import verify_password
 from recon.db_types import SessionLike, utcnow
 from recon.errors import Unauthorized
@@ -68,12 +69,14 @@ def token_cache_key(token_hash: str) -> str:
 
 
 def login(
-    *, session: SessionLike, username: str, password: str, policy: LoginPolicy
+    *, session: SessionLike, username: str, password: str, address: str, policy: LoginPolicy
 ) -> tuple[str, Token]:
     """Return a new raw token and its row; raise InvalidCredentials on any failure.
 
-    Every failure counts towards the lockout; at ``lockout_threshold`` failures the
-    account is locked for ``lockout_seconds``, doubled with each further lock.
+    Failures count per (account, client ``address``): at ``lockout_threshold`` failures
+    from one address the account is locked *for that address* for ``lockout_seconds``,
+    doubled with each further lock. Other addresses are not affected, so no one can
+    lock an account's owner out by failing on purpose.
     """
     user = get_by_username(session=session, username=username)
     password_ok = verify_password(user.password_hash if user else None, password)
@@ -81,17 +84,28 @@ def login(
     if user is None:
         record_auth_attempt("failure")
         raise InvalidCredentials(BAD_LOGIN)
-    if user.locked_until is not None and user.locked_until > now:
+    address = address[:64]
+    failures = session.scalars(
+        select(LoginFailures).where(
+            LoginFailures.user_id == user.id, LoginFailures.address == address
+        )
+    ).first()
+    if failures is not None and failures.locked_until is not None and failures.locked_until > now:
         record_auth_attempt("locked")
         raise InvalidCredentials(BAD_LOGIN)
     if not password_ok or not user.active:
-        _count_failure(user, now, policy)
-        session.commit()
-        record_auth_attempt("locked" if user.locked_until else "failure")
+        if failures is None:
+            failures = LoginFailures(user_id=user.id, address=address, failures=0, lockouts=0)
+            session.add(failures)
+        _count_failure(failures, now, policy)
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent first failure from the same address won
+            session.rollback()
+        record_auth_attempt("locked" if failures.locked_until else "failure")
         raise InvalidCredentials(BAD_LOGIN)
-    user.failed_logins = 0
-    user.lockouts = 0
-    user.locked_until = None
+    if failures is not None:
+        session.delete(failures)
     raw, token = issue_token(session=session, user=user, ttl=policy.token_ttl)
     record_auth_attempt("success")
     return raw, token
@@ -108,14 +122,14 @@ def issue_token(*, session: SessionLike, user: User, ttl: int) -> tuple[str, Tok
     return raw, token
 
 
-def _count_failure(user: User, now: datetime, policy: LoginPolicy) -> None:
-    user.failed_logins += 1
-    user.locked_until = None
-    if user.failed_logins >= policy.lockout_threshold:
-        user.lockouts += 1
-        user.failed_logins = 0
-        seconds = policy.lockout_seconds * 2 ** min(user.lockouts - 1, 10)
-        user.locked_until = now + timedelta(seconds=seconds)
+def _count_failure(failures: LoginFailures, now: datetime, policy: LoginPolicy) -> None:
+    failures.failures += 1
+    failures.locked_until = None
+    if failures.failures >= policy.lockout_threshold:
+        failures.lockouts += 1
+        failures.failures = 0
+        seconds = policy.lockout_seconds * 2 ** min(failures.lockouts - 1, 10)
+        failures.locked_until = now + timedelta(seconds=seconds)
 
 
 def logout(*, session: SessionLike, raw_token: str, cache: Cache) -> None:

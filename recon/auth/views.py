@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -31,6 +31,8 @@ class Login(MethodView):
             session=db.session,
             username=creds["username"],
             password=creds["password"],
+            # The address as the trusted proxies report it (RECON_PROXY_HOPS, ProxyFix).
+            address=request.remote_addr or "",
             policy=LoginPolicy(
                 token_ttl=config["RECON_TOKEN_TTL"],
                 lockout_threshold=config["RECON_LOCKOUT_THRESHOLD"],

@@ -31,6 +31,9 @@ class User(Model):
         default=Role.analyst,
     )
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # Unused since migration 0005 (lockout is per account and address: auth.LoginFailures).
+    # Kept so pods of the previous release keep working during a rolling upgrade; drop
+    # them in a later migration.
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     lockouts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -13,7 +13,6 @@ class UserSchema(ma.Schema):
     email = ma.fields.Email(dump_only=True, allow_none=True)
     role = ma.fields.Enum(Role, by_value=True, dump_only=True)
     active = ma.fields.Boolean(dump_only=True)
-    locked_until = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
     created_at = ma.fields.AwareDateTime(dump_only=True)
 
 

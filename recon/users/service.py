@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from instrumentation import db_query_timer
 from recon.audit.service import SYSTEM, Actor, record, snapshot
-from recon.auth.models import Token
+from recon.auth.models import LoginFailures, Token
 from recon.auth.passwords import hash_password
 from recon.db_types import SessionLike, utcnow
 from recon.errors import Conflict, NotFound
@@ -102,9 +102,8 @@ def update_user(
         if not changes["active"] and user.active:
             revoke = True
         user.active = changes["active"]
-        if user.active:
-            user.failed_logins = 0
-            user.locked_until = None
+        if user.active:  # re-activated: forget its failed logins from every address
+            session.execute(delete(LoginFailures).where(LoginFailures.user_id == user.id))
     if "email" in changes:
         user.email = changes["email"]
     if revoke:

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from recon.auth.models import Token
+from recon.auth.models import LoginFailures, Token
 from recon.auth.service import hash_token
 from recon.db_types import utcnow
 from recon.extensions import db
@@ -68,30 +68,61 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(client, factory):
     assert unknown.get_json() | {"request_id": ""} == wrong.get_json() | {"request_id": ""}
 
 
-def test_five_failures_lock_the_account_for_a_growing_interval(client, factory):
+def _from(address):
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def _failures(user, address):
+    return db.session.query(LoginFailures).filter_by(user_id=user.id, address=address).one_or_none()
+
+
+def test_five_failures_lock_the_account_from_that_address_for_a_growing_interval(client, factory):
     user = factory.user("frank")
+    here = "10.0.0.1"
     for _ in range(5):
-        assert login(client, "frank", "bad password").status_code == 401
-    db.session.refresh(user)
-    first_lock = user.locked_until
-    assert first_lock is not None
-    assert timedelta(seconds=55) < first_lock - utcnow() <= timedelta(seconds=60)
-    # Locked: even the right password is refused, with the same answer.
-    locked = login(client, "frank")
+        assert login(client, "frank", "bad password", **_from(here)).status_code == 401
+    lock = _failures(user, here)
+    assert lock is not None and lock.locked_until is not None
+    assert timedelta(seconds=55) < lock.locked_until - utcnow() <= timedelta(seconds=60)
+    # Locked: even the right password is refused from there, with the same answer.
+    locked = login(client, "frank", **_from(here))
     assert locked.status_code == 401 and locked.get_json()["code"] == "invalid_credentials"
     # After the lock runs out, five more failures lock it for twice as long.
-    user.locked_until = utcnow() - timedelta(seconds=1)
+    lock.locked_until = utcnow() - timedelta(seconds=1)
     db.session.commit()
     for _ in range(5):
-        login(client, "frank", "bad password")
-    db.session.refresh(user)
-    assert timedelta(seconds=115) < user.locked_until - utcnow() <= timedelta(seconds=120)
+        login(client, "frank", "bad password", **_from(here))
+    db.session.refresh(lock)
+    assert timedelta(seconds=115) < lock.locked_until - utcnow() <= timedelta(seconds=120)
     # A good login after the lock clears the count.
-    user.locked_until = utcnow() - timedelta(seconds=1)
+    lock.locked_until = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    assert login(client, "frank").status_code == 200
-    db.session.refresh(user)
-    assert (user.failed_logins, user.lockouts, user.locked_until) == (0, 0, None)
+    assert login(client, "frank", **_from(here)).status_code == 200
+    assert _failures(user, here) is None
+
+
+def test_failures_from_one_address_never_lock_the_owner_out_from_another(client, factory):
+    """An attacker failing on purpose only locks themselves out (issue 11, item 8)."""
+    user = factory.user("admin2")
+    attacker, owner = "203.0.113.9", "198.51.100.7"
+    for _ in range(25):  # five locks' worth, doubling each time
+        assert login(client, "admin2", "guess guess", **_from(attacker)).status_code == 401
+    assert login(client, "admin2", **_from(attacker)).status_code == 401  # locked there
+    response = login(client, "admin2", **_from(owner))
+    assert response.status_code == 200, response.get_json()
+    assert _failures(user, owner) is None
+    assert _failures(user, attacker).locked_until > utcnow()
+
+
+def test_reactivating_a_user_forgets_its_failed_logins(client, factory, admin):
+    user = factory.user("hank")
+    for _ in range(5):
+        login(client, "hank", "bad password", **_from("10.0.0.2"))
+    assert _failures(user, "10.0.0.2").locked_until is not None
+    assert admin.delete(f"/api/users/{user.id}").status_code == 200
+    assert admin.patch(f"/api/users/{user.id}", json={"active": True}).status_code == 200
+    assert _failures(user, "10.0.0.2") is None
+    assert login(client, "hank", **_from("10.0.0.2")).status_code == 200
 
 
 def test_inactive_user_can_not_log_in_and_loses_tokens(client, factory, admin):
