@@ -7,7 +7,7 @@ PORT ?= 8000
 export RECON_DATABASE_URL ?= sqlite:///$(CURDIR)/var/recon.db
 export RECON_DATA_DIR ?= $(CURDIR)/var/data
 
-.PHONY: help install run test lint format typecheck bench clean
+.PHONY: help install run test fuzz lint format typecheck bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ run: install ## migrate a SQLite DB under ./var, create the admin, load the demo
 
 test: install ## run the whole test suite with the coverage gate
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered -q
+
+fuzz: install ## schemathesis over every API operation with many examples (RECON_FUZZ_EXAMPLES, default 200)
+	RECON_FUZZ_EXAMPLES=$${RECON_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/test_openapi.py -q -p no:cacheprovider
 
 lint: install ## ruff check, ruff format --check, mypy on the typed layers
 	$(BIN)/ruff check .

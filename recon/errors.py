@@ -177,7 +177,7 @@ def _from_http_exception(exc: HTTPException) -> APIError:
             errors.extend(
                 _field_errors(
                     fields if isinstance(fields, dict) else {"_": fields},
-                    "" if location in ("json", "form") else location,
+                    "" if location in ("json", "form", "files") else location,
                 )
             )
         malformed = any(e["message"] == "Invalid JSON body." for e in errors)

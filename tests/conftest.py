@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -65,9 +66,9 @@ def app_config(tmp: Path, database_url: str, **overrides: Any) -> dict[str, Any]
     return config
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this run, dropped at the end."""
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """Create a fresh PostgreSQL database, yield its URL, drop it afterwards."""
     if not PG_URL:
         missing_service("PostgreSQL (RECON_TEST_DATABASE_URL)")
     base = make_url(PG_URL)
@@ -79,10 +80,19 @@ def postgres_database() -> Iterator[str]:
     except sa.exc.OperationalError as exc:
         admin.dispose()
         missing_service(f"PostgreSQL at {base.host}:{base.port} ({exc.orig})")
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, dropped at the end."""
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

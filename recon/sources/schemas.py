@@ -39,6 +39,10 @@ class SourceFileSchema(ma.Schema):
     file = Upload(required=True, metadata={"description": "CSV or XLSX"})
 
 
+class SourceUploadSchema(SourceFileSchema, SourceFormSchema):
+    """The whole multipart/form-data body of an upload."""
+
+
 class SourceSchema(ma.Schema):
     id = ma.fields.Integer()
     project_id = ma.fields.Integer()

@@ -4,7 +4,6 @@ from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from instrumentation import record_upload_rejected
 from recon.auth.guard import current_actor, current_project, project_role
@@ -12,14 +11,14 @@ from recon.errors import PayloadTooLarge
 from recon.extensions import db
 from recon.idempotency import idempotent
 from recon.jobs.service import source_in_use
+from recon.multipart import UploadBlueprint
 from recon.pagination import PageArgsSchema
 from recon.projects.models import ProjectRole
 from recon.sources.schemas import (
     RowPageSchema,
-    SourceFileSchema,
-    SourceFormSchema,
     SourcePageSchema,
     SourceSchema,
+    SourceUploadSchema,
 )
 from recon.sources.service import (
     Upload,
@@ -30,7 +29,7 @@ from recon.sources.service import (
     get_sources,
 )
 
-blp = Blueprint(
+blp = UploadBlueprint(
     "sources",
     __name__,
     url_prefix="/api/projects/<int:pid>/sources",
@@ -61,16 +60,15 @@ class Sources(MethodView):
         return get_sources(session=db.session, project=current_project(), **args)
 
     @idempotent
-    @blp.arguments(SourceFormSchema, location="form")
-    @blp.arguments(SourceFileSchema, location="files")
+    @blp.arguments(SourceUploadSchema, location="files")
     @blp.response(201, SourceSchema)
-    def post(self, form: dict[str, Any], files: dict[str, Any], pid: int) -> Any:
+    def post(self, form: dict[str, Any], pid: int) -> Any:
         """Upload a CSV or XLSX file; it is parsed, checked and stored as canonical Parquet.
 
         A rejected file stores nothing: 413 over RECON_MAX_UPLOAD_MB, 422 with up to 50
         row problems, 409 when the same bytes are already a source of this project.
         """
-        file = files["file"]
+        file = form["file"]
         upload = Upload(
             stream=file.stream,
             filename=file.filename or "upload",
