@@ -113,11 +113,13 @@ class Money(ma.fields.Decimal):
 
     MAX_INTEGER_DIGITS = 20
     MAX_DECIMALS = 18
+    SIGNED = False
 
     def __init__(self, **kwargs: Any) -> None:
+        sign = "-?" if self.SIGNED else ""
         metadata = {
             "type": "string",
-            "pattern": r"^\d{1,20}(\.\d{1,18})?$",
+            "pattern": rf"^{sign}\d{{1,20}}(\.\d{{1,18}})?$",
             **kwargs.pop("metadata", {}),
         }
         super().__init__(as_string=True, metadata=metadata, **kwargs)
@@ -128,10 +130,16 @@ class Money(ma.fields.Decimal):
         number = super()._deserialize(value, attr, data, **kwargs)
         if number.is_nan() or number.is_infinite():
             raise self.make_error("special")
-        if number < 0:
+        if number < 0 and not self.SIGNED:
             raise ma.ValidationError("Must not be negative.")
         if max(0, -int(number.normalize().as_tuple().exponent)) > self.MAX_DECIMALS:
             raise ma.ValidationError(f"At most {self.MAX_DECIMALS} decimals.")
         if number.adjusted() + 1 > self.MAX_INTEGER_DIGITS:
             raise ma.ValidationError(f"At most {self.MAX_INTEGER_DIGITS} digits before the point.")
         return number
+
+
+class SignedMoney(Money):
+    """An exact decimal with the digit limits of amounts, negative or not."""
+
+    SIGNED = True

@@ -23,6 +23,7 @@ class Page(Generic[T]):
     page: int
     per_page: int
     total: int
+    next: str | None = None  # keyset lists: the cursor of the next page, passed back as after
 
 
 def paginate(session: SessionLike, query: Select[Any], *, page: int, per_page: int) -> Page[Any]:
@@ -53,5 +54,9 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
             "page": ma.fields.Integer(),
             "per_page": ma.fields.Integer(),
             "total": ma.fields.Integer(),
+            "next": ma.fields.String(
+                allow_none=True,
+                metadata={"description": "cursor of the next page: pass it back as after"},
+            ),
         },
     )

@@ -10,7 +10,7 @@ import pytest
 
 from recon.extensions import db
 from recon.projects.models import ProjectRole
-from recon.review.models import ReconException
+from recon.review.models import Approval, ApprovalKind, ManualMatch, ReconException
 from recon.users.models import Role
 from tests.conftest import AuthClient
 
@@ -77,6 +77,16 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/projects/<int:pid>/exceptions/<int:eid>/reject"): PROJECT_WRITE,
     ("POST", "/api/projects/<int:pid>/jobs/<int:jid>/manual-matches"): PROJECT_WRITE,
     ("GET", "/api/projects/<int:pid>/analytics"): PROJECT_READ,
+    ("GET", "/api/projects/<int:pid>/settings"): PROJECT_READ,
+    ("PATCH", "/api/projects/<int:pid>/settings"): PROJECT_MANAGE,
+    ("POST", "/api/projects/<int:pid>/jobs/<int:jid>/sign-off"): PROJECT_MANAGE,
+    ("GET", "/api/projects/<int:pid>/jobs/<int:jid>/manual-matches"): PROJECT_READ,
+    ("GET", "/api/projects/<int:pid>/manual-matches/<int:mid>"): PROJECT_READ,
+    ("DELETE", "/api/projects/<int:pid>/manual-matches/<int:mid>"): PROJECT_WRITE,
+    ("GET", "/api/projects/<int:pid>/approvals"): PROJECT_READ,
+    # The maker gets 403 from the service itself (tests/review/test_state.py).
+    ("POST", "/api/projects/<int:pid>/approvals/<int:aid>/approve"): PROJECT_WRITE,
+    ("POST", "/api/projects/<int:pid>/approvals/<int:aid>/reject"): PROJECT_WRITE,
 }
 
 
@@ -116,6 +126,21 @@ def _world(factory):
         scale=2,
     )
     db.session.add(exception)
+    db.session.flush()
+    match = ManualMatch(
+        project_id=project.id, job_id=job.id, left_rows=[1], right_rows=[1], difference="0.00"
+    )
+    db.session.add(match)
+    db.session.flush()
+    approval = Approval(
+        project_id=project.id,
+        job_id=job.id,
+        kind=ApprovalKind.resolution,
+        exception_id=exception.id,
+        write_off="1.00",
+        currency="",
+    )
+    db.session.add(approval)
     db.session.commit()
     return {
         "users": {
@@ -133,6 +158,8 @@ def _world(factory):
             "rid": job.ruleset_id,
             "user_id": factory.user().id,
             "sid": factory.source(project, owner).id,
+            "mid": match.id,
+            "aid": approval.id,
         },
     }
 

@@ -44,7 +44,7 @@ def test_readme_walkthrough_runs(tmp_path):
     assert '"diff_fields":"amount,description"' in out
     assert '"status":"resolved","reason_code":"timing_difference"}' in out
     assert '{"action":"exception.resolve","actor":"admin","object_type":"exception"' in out
-    assert '"unreconciled":[{"amount":' in out
+    assert '"unreconciled":[{"currency":' in out and '"net":' in out
     assert (tmp_path / "unmatched.csv").read_text().startswith("side,row,status")
 
 

@@ -21,7 +21,12 @@ class JobPointSchema(ma.Schema):
     left_rows = ma.fields.Integer()
     right_rows = ma.fields.Integer()
     matched_rows = ma.fields.Integer()
-    match_rate = ma.fields.Float(allow_none=True)
+    match_rate = ma.fields.Float(allow_none=True, metadata={"description": "the engine's"})
+    current_match_rate = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "people's decisions applied; null for jobs that don't count"},
+    )
+    explained_rate = ma.fields.Float(allow_none=True)
     passes = ma.fields.List(ma.fields.Nested(PassRateSchema))
 
 
@@ -33,8 +38,12 @@ class VolumesSchema(ma.Schema):
 
 
 class AutoManualSchema(ma.Schema):
+    records = ma.fields.Integer(metadata={"description": "records counted (each once)"})
     auto = ma.fields.Integer(metadata={"description": "records matched by the engine"})
-    manual = ma.fields.Integer(metadata={"description": "exceptions resolved or closed by people"})
+    manual = ma.fields.Integer(
+        metadata={"description": "records matched by people (manual matches, accepted suggestions)"}
+    )
+    explained = ma.fields.Integer(metadata={"description": "matched or resolved with a reason"})
     manual_matches = ma.fields.Integer()
     auto_share = ma.fields.Float(allow_none=True)
     manual_share = ma.fields.Float(allow_none=True)
@@ -52,7 +61,8 @@ class OpenExceptionsSchema(ma.Schema):
 
 class UnreconciledSchema(ma.Schema):
     currency = ma.fields.String(metadata={"description": "'' for records without one"})
-    amount = ma.fields.String(metadata={"description": "both sides, exact decimal"})
+    net = ma.fields.String(metadata={"description": "left minus right, exact decimal"})
+    gross = ma.fields.String(metadata={"description": "sum of the absolute amounts, exact"})
     left = ma.fields.String()
     right = ma.fields.String()
     records = ma.fields.Integer()

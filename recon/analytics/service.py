@@ -9,84 +9,120 @@ Definitions:
 
 - jobs: the project's finished jobs (the latest ``MAX_JOBS``), oldest first;
   ``duration_seconds`` is start to finish (engine and publishing), else the
-  engine's own figure.
-- auto: records the engine matched in the latest succeeded, non-dry-run job of
-  each sources pair (both sides). manual: exceptions people resolved or closed
-  (accepted suggestions and manual matches included; not those a later job
-  closed by matching them, which the engine's count already holds).
-- age: whole days since ``opened_at``: 0-1, 2-7, 8-30, >30.
-- unreconciled: the amounts of open, assigned and reopened exceptions, per
-  currency ('' when the record has none) and side, exact.
+  engine's own figure; ``current_match_rate`` the job's current state (people's
+  decisions applied) for the jobs that count (below), else null.
+- Each source record counts once: in the latest succeeded, non-dry-run job that
+  reconciled its source (so two jobs on one pair count the later one, and a source
+  in two pairs counts in the later pair's job). Those (job, side) are the
+  ``counted`` ones; everything below is about their records.
+- auto: records the engine matched; manual: records people matched (manual matches
+  and accepted suggestions, in the current state); explained: matched or resolved
+  with a reason.
+- open exceptions: open, assigned, reopened and pending approval; age in whole days
+  since ``opened_at``: 0-1, 2-7, 8-30, >30.
+- unreconciled: per currency ('' when the record has none), the open exceptions'
+  amounts exactly: ``left``, ``right``, ``net`` (left minus right) and ``gross``
+  (the sum of their absolute values).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, select, tuple_
 
 from instrumentation import db_query_timer
+from recon.cache_keys import Cache, analytics_key
 from recon.db_types import SessionLike, utcnow
 from recon.jobs.models import Job, JobStatus
 from recon.projects.models import Project
 from recon.review.models import (
-    OPEN_STATUSES,
+    UNEXPLAINED_STATUSES,
     ExceptionKind,
     ExceptionStatus,
     ManualMatch,
+    ManualMatchStatus,
     ReconException,
 )
+from recon.review.state import job_state
+from recon.storage import Storage
 
-T = TypeVar("T")
 MAX_JOBS = 500
 AGE_BUCKETS = (("0-1", 0, 1), ("2-7", 2, 7), ("8-30", 8, 30), (">30", 31, None))
-CLOSED_BY_JOB = "matched_by_job"
 FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
-
-
-class Cache(Protocol):
-    def delete(self, key: str) -> None: ...
-    def get_or_set(self, key: str, loader: Callable[[], T], ttl: float | None = None) -> T: ...
-
-
-def analytics_key(project_id: int) -> str:
-    """Return the cache key of the project's analytics."""
-    return f"project:{project_id}:analytics"
+SIDES = ("left", "right")
 
 
 def invalidate_analytics(*, cache: Cache | None, project_id: int) -> None:
-    """Drop the project's cached analytics (after an exception changed or a job finished)."""
+    """Drop the project's cached analytics (after a job finished)."""
     if cache is not None:
         cache.delete(analytics_key(project_id))
 
 
 def get_analytics(
-    *, session: SessionLike, project: Project, cache: Cache | None = None, ttl: float | None = None
+    *,
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    cache: Cache | None = None,
+    ttl: float | None = None,
 ) -> dict[str, Any]:
     """Return the project's analytics (JSON-safe), from the cache when it holds them."""
     project_id = project.id
 
     def load() -> dict[str, Any]:
-        return compute_analytics(session=session, project_id=project_id)
+        return compute_analytics(
+            session=session, storage=storage, project_id=project_id, cache=cache
+        )
 
     if cache is None:
         return load()
     return cache.get_or_set(analytics_key(project_id), load, ttl)
 
 
+def counted(session: SessionLike, project_id: int) -> dict[tuple[int, str], int]:
+    """Return, per (job id, side), the source whose records count in that job: the latest
+    succeeded, non-dry-run job that reconciled each source."""
+    rows = session.execute(
+        select(Job.id, Job.left_source_id, Job.right_source_id)
+        .where(
+            Job.project_id == project_id,
+            Job.status == JobStatus.succeeded,
+            Job.dry_run.is_(False),
+        )
+        .order_by(Job.id)
+    ).all()
+    latest: dict[int, tuple[int, str]] = {}
+    for job_id, left, right in rows:  # oldest first: the last job seen per source wins
+        latest[left], latest[right] = (job_id, "left"), (job_id, "right")
+    return {where: source for source, where in latest.items()}
+
+
 def compute_analytics(
-    *, session: SessionLike, project_id: int, now: datetime | None = None
+    *,
+    session: SessionLike,
+    storage: Storage,
+    project_id: int,
+    cache: Cache | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Return the project's analytics computed from the database now."""
     now = now or utcnow()
-    jobs = _jobs(session, project_id)
-    manual = _manual(session, project_id)
-    auto = _auto(jobs)
-    done = auto + manual["records"]
+    chosen = counted(session, project_id)
+    states = _states(session, storage, chosen, cache)
+    jobs = _jobs(session, project_id, states)
+    auto = manual = explained = records = 0
+    for job_id, side in chosen:
+        by_side = (states.get(job_id) or {}).get("by_side", {}).get(side, {})
+        records += by_side.get("records", 0)
+        auto += by_side.get("matched", 0) - by_side.get("manual", 0)
+        manual += by_side.get("manual", 0)
+        explained += by_side.get("explained", 0)
+    done = auto + manual
     durations = [j["duration_seconds"] for j in jobs if j["duration_seconds"] is not None]
+    pairs = _counted_pairs(session, chosen)
     return {
         "generated_at": now.isoformat(),
         "jobs": jobs,
@@ -99,16 +135,49 @@ def compute_analytics(
             "max_duration_seconds": max(durations) if durations else None,
         },
         "auto_vs_manual": {
+            "records": records,
             "auto": auto,
-            "manual": manual["records"],
-            "manual_matches": manual["matches"],
+            "manual": manual,
+            "explained": explained,
+            "manual_matches": _manual_matches(session, project_id),
             "auto_share": round(auto / done, 4) if done else None,
-            "manual_share": round(manual["records"] / done, 4) if done else None,
+            "manual_share": round(manual / done, 4) if done else None,
         },
-        "open_exceptions": _open_exceptions(session, project_id, now),
-        "exceptions_by_status": _by_status(session, project_id),
-        "unreconciled": _unreconciled(session, project_id),
+        "open_exceptions": _open_exceptions(session, project_id, pairs, now),
+        "exceptions_by_status": _by_status(session, project_id, pairs),
+        "unreconciled": _unreconciled(session, project_id, pairs),
     }
+
+
+def _states(
+    session: SessionLike,
+    storage: Storage,
+    chosen: dict[tuple[int, str], int],
+    cache: Cache | None,
+) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for job_id in sorted({job_id for job_id, _ in chosen}):
+        job = session.get(Job, job_id)
+        state = job_state(session=session, storage=storage, job=job, cache=cache) if job else None
+        if state is not None:
+            out[job_id] = state
+    return out
+
+
+def _counted_pairs(
+    session: SessionLike, chosen: dict[tuple[int, str], int]
+) -> list[tuple[str, str]]:
+    """The (pair key, side) of the exceptions that count: those of the counted jobs' pairs."""
+    ids = sorted({job_id for job_id, _ in chosen})
+    if not ids:
+        return []
+    keys = {
+        job_id: f"{left}:{right}"
+        for job_id, left, right in session.execute(
+            select(Job.id, Job.left_source_id, Job.right_source_id).where(Job.id.in_(ids))
+        )
+    }
+    return sorted({(keys[job_id], side) for job_id, side in chosen})
 
 
 def _duration(started: datetime | None, finished: datetime | None, summary: dict) -> float | None:
@@ -118,7 +187,9 @@ def _duration(started: datetime | None, finished: datetime | None, summary: dict
     return None if value is None else float(value)
 
 
-def _jobs(session: SessionLike, project_id: int) -> list[dict[str, Any]]:
+def _jobs(
+    session: SessionLike, project_id: int, states: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
     with db_query_timer("select", "jobs"):
         rows = session.execute(
             select(
@@ -139,6 +210,7 @@ def _jobs(session: SessionLike, project_id: int) -> list[dict[str, Any]]:
     for jid, status, dry_run, left_id, right_id, started, finished, summary in reversed(rows):
         summary = summary or {}
         left, right = summary.get("left") or {}, summary.get("right") or {}
+        state = states.get(jid)
         out.append(
             {
                 "id": jid,
@@ -152,6 +224,8 @@ def _jobs(session: SessionLike, project_id: int) -> list[dict[str, Any]]:
                 "right_rows": int(right.get("rows", 0)),
                 "matched_rows": _matched(summary),
                 "match_rate": summary.get("match_rate"),
+                "current_match_rate": state["match_rate"] if state else None,
+                "explained_rate": state["explained_rate"] if state else None,
                 "passes": [
                     {
                         k: p.get(k)
@@ -174,42 +248,32 @@ def _jobs(session: SessionLike, project_id: int) -> list[dict[str, Any]]:
 def _matched(summary: dict[str, Any]) -> int:
     return sum(
         int(((summary.get(side) or {}).get("by_status") or {}).get("matched", {}).get("rows", 0))
-        for side in ("left", "right")
+        for side in SIDES
     )
 
 
-def _auto(jobs: list[dict[str, Any]]) -> int:
-    latest: dict[str, dict[str, Any]] = {}
-    for job in jobs:  # oldest first: the last one seen per pair wins
-        if job["status"] == JobStatus.succeeded.value and not job["dry_run"]:
-            latest[job["pair"]] = job
-    return sum(job["matched_rows"] for job in latest.values())
-
-
-def _manual(session: SessionLike, project_id: int) -> dict[str, int]:
-    with db_query_timer("select", "exceptions"):
-        records = session.scalar(
-            select(func.count())
-            .select_from(ReconException)
-            .where(
-                ReconException.project_id == project_id,
-                ReconException.status.in_((ExceptionStatus.resolved, ExceptionStatus.closed)),
-                or_(
-                    ReconException.reason_code.is_(None),
-                    ReconException.reason_code != CLOSED_BY_JOB,
-                ),
-            )
-        )
+def _manual_matches(session: SessionLike, project_id: int) -> int:
     with db_query_timer("select", "manual_matches"):
-        matches = session.scalar(
+        found = session.scalar(
             select(func.count())
             .select_from(ManualMatch)
-            .where(ManualMatch.project_id == project_id)
+            .where(
+                ManualMatch.project_id == project_id,
+                ManualMatch.status == ManualMatchStatus.active,
+            )
         )
-    return {"records": int(records or 0), "matches": int(matches or 0)}
+    return int(found or 0)
 
 
-def _open_exceptions(session: SessionLike, project_id: int, now: datetime) -> dict[str, Any]:
+def _in_pairs(pairs: list[tuple[str, str]]) -> Any:
+    if not pairs:
+        return ReconException.id.is_(None)  # nothing counts
+    return tuple_(ReconException.pair_key, ReconException.side).in_(pairs)
+
+
+def _open_exceptions(
+    session: SessionLike, project_id: int, pairs: list[tuple[str, str]], now: datetime
+) -> dict[str, Any]:
     columns = []
     for _name, low, high in AGE_BUCKETS:
         # age >= low  <=>  opened_at <= now - low days;  age <= high  <=>  opened > now - (high+1)
@@ -217,7 +281,11 @@ def _open_exceptions(session: SessionLike, project_id: int, now: datetime) -> di
         if high is not None:
             conditions.append(ReconException.opened_at > now - timedelta(days=high + 1))
         columns.append(func.sum(case((and_(*conditions), 1), else_=0)))
-    where = (ReconException.project_id == project_id, ReconException.status.in_(OPEN_STATUSES))
+    where = (
+        ReconException.project_id == project_id,
+        ReconException.status.in_(UNEXPLAINED_STATUSES),
+        _in_pairs(pairs),
+    )
     with db_query_timer("select", "exceptions"):
         ages = session.execute(select(*columns).where(*where)).one()
         kinds = dict(
@@ -234,19 +302,23 @@ def _open_exceptions(session: SessionLike, project_id: int, now: datetime) -> di
     }
 
 
-def _by_status(session: SessionLike, project_id: int) -> dict[str, int]:
+def _by_status(
+    session: SessionLike, project_id: int, pairs: list[tuple[str, str]]
+) -> dict[str, int]:
     with db_query_timer("select", "exceptions"):
         counts = dict(
             session.execute(
                 select(ReconException.status, func.count())
-                .where(ReconException.project_id == project_id)
+                .where(ReconException.project_id == project_id, _in_pairs(pairs))
                 .group_by(ReconException.status)
             ).all()
         )
     return {s.value: int(counts.get(s, 0)) for s in ExceptionStatus}
 
 
-def _unreconciled(session: SessionLike, project_id: int) -> list[dict[str, Any]]:
+def _unreconciled(
+    session: SessionLike, project_id: int, pairs: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
     currency = func.coalesce(ReconException.currency, "")
     with db_query_timer("select", "exceptions"):
         rows = session.execute(
@@ -255,31 +327,47 @@ def _unreconciled(session: SessionLike, project_id: int) -> list[dict[str, Any]]
                 ReconException.scale,
                 ReconException.side,
                 func.sum(ReconException.amount_minor),
+                func.sum(func.abs(ReconException.amount_minor)),
                 func.count(),
             )
             .where(
-                ReconException.project_id == project_id, ReconException.status.in_(OPEN_STATUSES)
+                ReconException.project_id == project_id,
+                ReconException.status.in_(UNEXPLAINED_STATUSES),
+                _in_pairs(pairs),
             )
             .group_by(currency, ReconException.scale, ReconException.side)
         ).all()
     totals: dict[str, dict[str, Any]] = {}
-    for ccy, scale, side, minor, count in rows:
+    for ccy, scale, side, minor, absolute, count in rows:
         entry = totals.setdefault(
-            ccy, {"scale": 0, "left": Decimal(0), "right": Decimal(0), "records": 0}
+            ccy,
+            {
+                "scale": 0,
+                "left": Decimal(0),
+                "right": Decimal(0),
+                "gross": Decimal(0),
+                "records": 0,
+            },
         )
         entry["scale"] = max(entry["scale"], int(scale))
         entry[side] += Decimal(int(minor)).scaleb(-int(scale))
+        entry["gross"] += Decimal(int(absolute)).scaleb(-int(scale))
         entry["records"] += int(count)
     out = []
     for ccy in sorted(totals):
         entry = totals[ccy]
         exp = Decimal(1).scaleb(-entry["scale"])
+
+        def text(value: Decimal, exp: Decimal = exp) -> str:
+            return format(value.quantize(exp), "f")
+
         out.append(
             {
                 "currency": ccy,
-                "amount": format((entry["left"] + entry["right"]).quantize(exp), "f"),
-                "left": format(entry["left"].quantize(exp), "f"),
-                "right": format(entry["right"].quantize(exp), "f"),
+                "net": text(entry["left"] - entry["right"]),
+                "gross": text(entry["gross"]),
+                "left": text(entry["left"]),
+                "right": text(entry["right"]),
                 "records": entry["records"],
             }
         )

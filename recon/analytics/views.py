@@ -25,6 +25,7 @@ def analytics(pid: int) -> Any:
     unreconciled amounts per currency, job durations and volumes (cached; dropped on change)."""
     return get_analytics(
         session=db.session,
+        storage=current_app.extensions["recon_storage"],
         project=current_project(),
         cache=current_app.extensions["recon_cache"],
         ttl=current_app.config["RECON_CACHE_TTL"],

@@ -5,8 +5,8 @@
 rules, out_path, ...)`` reads two canonical source Parquet files (columns
 ``row, key, amount, date, currency, description, ...``), runs the passes in
 order, pairs the leftovers into breaks, writes the results Parquet and
-returns the summary. Semantics: DESIGN.md section 6; the choices it leaves
-open are written down here.
+returns the summary. The semantics, written for users, are docs/rules.md; the
+choices they leave to the implementation are written down here.
 
 Results Parquet, one row per input record and side, sorted by side then row,
 byte-identical for the same inputs and rules whatever their physical order:

@@ -106,6 +106,11 @@ class Job(Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Sign-off: an owner declared the job complete; nothing about it changes after this.
+    signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    signed_off_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
 
 
 class IdempotencyKey(Model):

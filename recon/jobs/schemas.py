@@ -1,10 +1,14 @@
 import marshmallow as ma
 
 from recon.engine.results import STATUSES
-from recon.fields import Id, Name, Text
+from recon.fields import Id, Name, RowNumber, SignedMoney, Text
 from recon.jobs.models import JobStatus
-from recon.jobs.results import SIDES
+from recon.jobs.results import SIDES, VIEWS
 from recon.pagination import PageArgsSchema, page_schema
+from recon.review.export import EXPORT_VIEWS, FORMATS
+from recon.review.models import ExceptionStatus
+
+EXCEPTION_STATUSES = tuple(s.value for s in ExceptionStatus)
 
 
 class JobCreateSchema(ma.Schema):
@@ -54,6 +58,17 @@ class JobSchema(ma.Schema):
     created_at = ma.fields.AwareDateTime()
     started_at = ma.fields.AwareDateTime(allow_none=True)
     finished_at = ma.fields.AwareDateTime(allow_none=True)
+    signed_off_at = ma.fields.AwareDateTime(allow_none=True)
+    signed_off_by_id = ma.fields.Integer(allow_none=True)
+    state = ma.fields.Dict(
+        allow_none=True,
+        dump_default=None,
+        metadata={
+            "description": "the current state (people's decisions applied): match_rate, "
+            "auto_match_rate, manual_match_rate, explained_rate, complete, pending_approvals, "
+            "signed_off_at, signed_off_by, superseded_by; null until the job has results"
+        },
+    )
 
 
 class JobListArgsSchema(PageArgsSchema):
@@ -63,13 +78,54 @@ class JobListArgsSchema(PageArgsSchema):
 
 
 class ResultArgsSchema(PageArgsSchema):
+    view = ma.fields.String(
+        load_default="current",
+        validate=ma.validate.OneOf(VIEWS),
+        metadata={"description": "current: people's decisions applied; engine: the engine's"},
+    )
     status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
     side = ma.fields.String(load_default=None, validate=ma.validate.OneOf(SIDES))
+    pass_ = ma.fields.String(
+        data_key="pass", load_default=None, validate=ma.validate.Length(min=1, max=100)
+    )
+    match_id = RowNumber(load_default=None, metadata={"description": "a match or break"})
+    key = Text(load_default=None, validate=ma.validate.Length(min=1, max=200))
+    q = Text(
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "text in the description"},
+    )
+    amount_min = SignedMoney(load_default=None)
+    amount_max = SignedMoney(load_default=None)
+    after = Text(
+        load_default=None,
+        validate=ma.validate.Length(max=100),
+        metadata={"description": "the next cursor of the previous page (keyset paging)"},
+    )
 
 
 class ExportArgsSchema(ma.Schema):
-    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
-    format = ma.fields.String(load_default="csv", validate=ma.validate.OneOf(["csv"]))
+    status = ma.fields.String(
+        load_default=None,
+        metadata={
+            "description": "records and pairs: a result status; exceptions: an exception status"
+        },
+    )
+    format = ma.fields.String(load_default="csv", validate=ma.validate.OneOf(FORMATS))
+    view = ma.fields.String(load_default="records", validate=ma.validate.OneOf(EXPORT_VIEWS))
+    state = ma.fields.String(
+        load_default="current",
+        validate=ma.validate.OneOf(VIEWS),
+        metadata={"description": "current (people's decisions applied) or engine"},
+    )
+
+    @ma.validates_schema
+    def _status_of_the_view(self, data: dict, **_: object) -> None:
+        allowed = EXCEPTION_STATUSES if data.get("view") == "exceptions" else STATUSES
+        if data.get("status") is not None and data["status"] not in allowed:
+            raise ma.ValidationError(
+                "Must be one of: " + ", ".join(allowed) + ".", field_name="status"
+            )
 
 
 class ResultSchema(ma.Schema):
@@ -78,6 +134,13 @@ class ResultSchema(ma.Schema):
     status = ma.fields.String()
     pass_ = ma.fields.String(data_key="pass", attribute="pass", allow_none=True)
     match_id = ma.fields.Integer(allow_none=True)
+    decided_by = ma.fields.String(metadata={"description": "engine or person"})
+    explained = ma.fields.Boolean(
+        metadata={"description": "matched, or resolved with a reason code and not pending"}
+    )
+    pending = ma.fields.Boolean(metadata={"description": "a write-off waits for approval"})
+    reason_code = ma.fields.String(allow_none=True)
+    engine_status = ma.fields.String(metadata={"description": "the engine's own status"})
     confidence = ma.fields.String(allow_none=True)
     amount_diff = ma.fields.String(allow_none=True)
     date_diff_days = ma.fields.Integer(allow_none=True)

@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import Flask, current_app
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from instrumentation import route_context
+from recon.cache_keys import analytics_key, job_key, job_state_key
 from recon.extensions import db
 from recon.jobs.models import Job
 from recon.jobs.runner import EngineSettings, Outcome, execute_job, fail_job
@@ -24,8 +26,18 @@ MAX_RETRIES = 3
 
 def _invalidate(job: Job) -> None:
     cache = current_app.extensions["recon_cache"]
-    cache.delete(f"job:{job.id}")
-    cache.delete(f"project:{job.project_id}:analytics")
+    cache.delete(job_key(job.id))
+    cache.delete(analytics_key(job.project_id))
+    # A new job on a pair supersedes the earlier ones: their states name it.
+    left, right = job.left_source_id, job.right_source_id
+    for earlier in db.session.scalars(
+        select(Job.id).where(
+            Job.project_id == job.project_id,
+            Job.left_source_id == left,
+            Job.right_source_id == right,
+        )
+    ):
+        cache.delete(job_state_key(earlier))
 
 
 def run_job_now(job_id: int) -> Outcome | None:

@@ -6,11 +6,12 @@ from flask import Response, current_app, jsonify, stream_with_context, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from recon.auth.guard import current_actor, current_project
+from recon.auth.guard import current_actor, current_project, project_role
+from recon.cache_keys import job_key
 from recon.extensions import db
 from recon.idempotency import idempotent
 from recon.jobs.models import Job
-from recon.jobs.results import export_csv, get_results
+from recon.jobs.results import Filters
 from recon.jobs.rulesets import get_ruleset, get_rulesets, get_versions, save_ruleset
 from recon.jobs.schemas import (
     ExportArgsSchema,
@@ -24,7 +25,10 @@ from recon.jobs.schemas import (
     RuleSetSchema,
 )
 from recon.jobs.service import cancel_job, create_job, get_job, get_jobs
-from recon.sources.models import Source
+from recon.projects.models import ProjectRole
+from recon.review.export import export_job
+from recon.review.signoff import sign_off
+from recon.review.state import get_current_results, job_state
 
 blp = Blueprint(
     "jobs",
@@ -42,13 +46,14 @@ def _job(jid: int) -> Job:
     return get_job(session=db.session, project=current_project(), job_id=jid)
 
 
-def _sources(job: Job) -> tuple[Source, Source]:
-    left, right = (
-        db.session.get(Source, job.left_source_id),
-        db.session.get(Source, job.right_source_id),
-    )
-    assert left is not None and right is not None  # the foreign keys keep them
-    return left, right
+def _cache() -> Any:
+    return current_app.extensions["recon_cache"]
+
+
+def _with_state(job: Job, payload: dict[str, Any]) -> Response:
+    # Already serialised: returned as it is, not through the response schema again.
+    state = job_state(session=db.session, storage=_storage(), job=job, cache=_cache())
+    return jsonify({**payload, "state": state})
 
 
 @blp.route("/jobs")
@@ -85,17 +90,18 @@ class Jobs(MethodView):
 class JobById(MethodView):
     @blp.response(200, JobSchema)
     def get(self, pid: int, jid: int) -> Any:
-        """Status, progress (with the current pass), attempt, error and, when done, the summary."""
-        # A finished job never changes again: its JSON is served from the cache.
-        cached = current_app.extensions["recon_cache"].get(f"job:{jid}")
-        if cached is not None and cached.get("project_id") == pid:
-            return jsonify(cached)
+        """Status, progress (with the current pass), attempt, error and, when done, the
+        engine's summary and the current ``state`` (people's decisions applied)."""
         job = _job(jid)
-        if job.status.finished:
+        if not job.status.finished:
+            return job
+        # The finished job's own JSON never changes again (sign-off drops it); its state
+        # changes with every decision and is cached apart.
+        payload = _cache().get(job_key(jid))
+        if payload is None or payload.get("project_id") != pid:
             payload = JobSchema().dump(job)
-            current_app.extensions["recon_cache"].set(f"job:{jid}", payload)
-            return jsonify(payload)
-        return job
+            _cache().set(job_key(jid), payload)
+        return _with_state(job, payload)
 
 
 @blp.route("/jobs/<int:jid>/cancel", methods=["POST"])
@@ -103,33 +109,73 @@ class JobById(MethodView):
 def cancel(pid: int, jid: int) -> Any:
     """Cancel a queued job, or stop a running one at its next pass."""
     job = cancel_job(session=db.session, job=_job(jid), actor=current_actor())
-    current_app.extensions["recon_cache"].delete(f"job:{jid}")
+    _cache().delete(job_key(jid))
     return job
+
+
+@blp.route("/jobs/<int:jid>/sign-off", methods=["POST"])
+@project_role(ProjectRole.owner)
+@blp.response(200, JobSchema)
+def sign_off_view(pid: int, jid: int) -> Any:
+    """Sign off a complete job (owners): 409 naming what is unexplained or pending otherwise.
+    Afterwards every change to its exceptions, matches and approvals is 409 job_signed_off."""
+    job = sign_off(
+        session=db.session, storage=_storage(), job=_job(jid), actor=current_actor(), cache=_cache()
+    )
+    return _with_state(job, JobSchema().dump(job))
 
 
 @blp.route("/jobs/<int:jid>/results", methods=["GET"])
 @blp.arguments(ResultArgsSchema, location="query")
 @blp.response(200, ResultPageSchema)
 def results(args: dict[str, Any], pid: int, jid: int) -> Any:
-    """Page through the job's results (read from its Parquet file), by side and row."""
-    job = _job(jid)
-    left, right = _sources(job)
-    return get_results(storage=_storage(), job=job, left=left, right=right, **args)
+    """Page through the job's records in their current state (``view=engine``: the engine's
+    answer), by side and row; filter by status, side, pass, match, key, description text
+    and amount range. Pass ``next`` back as ``after`` for the next page (any depth)."""
+    page, per_page, view, after = (args.pop(k) for k in ("page", "per_page", "view", "after"))
+    filters = Filters(pass_name=args.pop("pass_"), **args)
+    return get_current_results(
+        session=db.session,
+        storage=_storage(),
+        job=_job(jid),
+        view=view,
+        filters=filters,
+        page=page,
+        per_page=per_page,
+        after=after,
+        cache=_cache(),
+    )
 
 
 @blp.route("/jobs/<int:jid>/export", methods=["GET"])
 @blp.arguments(ExportArgsSchema, location="query")
 @blp.response(200, {"format": "binary", "type": "string"}, content_type="text/csv")
+@blp.alt_response(
+    200,
+    schema={"format": "binary", "type": "string"},
+    content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    description="format=xlsx",
+    success=True,
+)
 def export(args: dict[str, Any], pid: int, jid: int) -> Response:
-    """Stream the results as CSV with canonical and original columns (formula-safe)."""
-    job = _job(jid)
-    left, right = _sources(job)
-    chunks = export_csv(storage=_storage(), job=job, left=left, right=right, status=args["status"])
-    name = f"job-{jid}-{args['status'] or 'all'}.csv"
+    """Stream the job as CSV or XLSX (formula-safe): ``view=records`` (one row per record,
+    current state, the sources' own columns), ``pairs`` (one row per match or break, the
+    two sides and their difference) or ``exceptions`` (status, assignee, reason, note, age).
+    """
+    exported = export_job(
+        session=db.session,
+        storage=_storage(),
+        job=_job(jid),
+        view=args["view"],
+        fmt=args["format"],
+        status=args["status"],
+        current=args["state"] == "current",
+        cache=_cache(),
+    )
     return Response(
-        stream_with_context(chunks),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        stream_with_context(exported.chunks),
+        mimetype=exported.mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
     )
 
 

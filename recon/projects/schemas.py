@@ -1,8 +1,9 @@
 import marshmallow as ma
 
-from recon.fields import Id, Name, Text
+from recon.fields import Id, Money, Name, Text
 from recon.pagination import SearchArgsSchema, page_schema
 from recon.projects.models import ProjectRole
+from recon.projects.settings import RequireApproval
 
 DESCRIPTION = ma.validate.Length(max=5000)
 
@@ -40,6 +41,29 @@ class MemberSchema(ma.Schema):
 class MemberAddSchema(ma.Schema):
     user_id = Id(required=True)
     role = ma.fields.Enum(ProjectRole, by_value=True, required=True)
+
+
+class SettingsSchema(ma.Schema):
+    reason_codes = ma.fields.List(ma.fields.String())
+    write_off_limit = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "currency ('' for none) -> largest write-off without approval"},
+    )
+    require_approval = ma.fields.String(metadata={"description": "never, over_limit or always"})
+
+
+class SettingsUpdateSchema(ma.Schema):
+    reason_codes = ma.fields.List(
+        Text(validate=ma.validate.Regexp(r"^[a-z0-9_]{1,64}$", error="a-z, 0-9 and _, 1-64")),
+        validate=ma.validate.Length(min=1, max=100),
+    )
+    write_off_limit = ma.fields.Dict(
+        keys=Text(validate=ma.validate.Regexp(r"^([A-Za-z]{3})?$", error="an ISO 4217 code or ''")),
+        values=Money(),
+        validate=ma.validate.Length(max=300),
+    )
+    require_approval = ma.fields.Enum(RequireApproval, by_value=True)
 
 
 ProjectPageSchema = page_schema(ProjectSchema, "ProjectPage")

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from recon.auth.guard import current_actor, current_project, current_user, project_role
+from recon.cache_keys import analytics_key
 from recon.extensions import db
 from recon.projects.models import ProjectRole
 from recon.projects.schemas import (
@@ -17,6 +18,8 @@ from recon.projects.schemas import (
     ProjectSchema,
     ProjectSearchArgsSchema,
     ProjectUpdateSchema,
+    SettingsSchema,
+    SettingsUpdateSchema,
 )
 from recon.projects.service import (
     create_project,
@@ -28,6 +31,7 @@ from recon.projects.service import (
     set_member,
     update_project,
 )
+from recon.projects.settings import get_settings, update_settings
 
 blp = Blueprint("projects", __name__, url_prefix="/api/projects", description="Projects")
 
@@ -110,3 +114,23 @@ def remove(pid: int, uid: int) -> None:
     """Remove a member (owners); the last owner stays."""
     remove_member(session=db.session, project=current_project(), user_id=uid, actor=current_actor())
     _forget(pid)
+
+
+@blp.route("/<int:pid>/settings")
+class Settings(MethodView):
+    @blp.response(200, SettingsSchema)
+    def get(self, pid: int) -> Any:
+        """The project's review controls: reason codes, write-off limits, approval rule."""
+        return get_settings(project=current_project())
+
+    @project_role(ProjectRole.owner)
+    @blp.arguments(SettingsUpdateSchema)
+    @blp.response(200, SettingsSchema)
+    def patch(self, changes: dict[str, Any], pid: int) -> Any:
+        """Change the reason codes, the write-off limit per currency or when write-offs need
+        a second person's approval (never, over_limit, always). Owners only; audited."""
+        settings = update_settings(
+            session=db.session, project=current_project(), changes=changes, actor=current_actor()
+        )
+        current_app.extensions["recon_cache"].delete(analytics_key(pid))
+        return settings

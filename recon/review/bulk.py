@@ -11,16 +11,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, exists, func, select, update
 
 from instrumentation import db_query_timer
-from recon.analytics.service import Cache, invalidate_analytics
 from recon.audit.service import SYSTEM, Actor, record
+from recon.cache_keys import Cache
 from recon.db_types import SessionLike, utcnow
 from recon.errors import ValidationError
+from recon.jobs.models import Job
 from recon.projects.models import Project
+from recon.projects.settings import WRITE_OFF, RequireApproval, allowed_reason, project_settings
 from recon.review.models import OPEN_STATUSES, ExceptionStatus, ReconException
 from recon.review.service import CLOSED_STATUSES, check_assignee, filtered_query
+from recon.review.state import decisions_changed
+
+# An exception is frozen when a signed-off job on its pair holds it (recon.review.signoff).
+FROZEN = exists().where(
+    Job.project_id == ReconException.project_id,
+    Job.signed_off_at.is_not(None),
+    Job.id >= ReconException.job_id,
+    cast(Job.left_source_id, String) + ":" + cast(Job.right_source_id, String)
+    == ReconException.pair_key,
+)
 
 AUDIT_ID_CAP = 1000
 CHUNK = 1000  # ids per UPDATE ... IN (...): well under every backend's parameter limit
@@ -58,11 +70,8 @@ def bulk_update(
             )
         check_assignee(session=session, project=project, user_id=assignee_id)
         values["assignee_id"] = assignee_id
-    elif action == "resolve" and not reason_code:
-        raise ValidationError(
-            "Resolving needs a reason_code.",
-            errors=[{"field": "reason_code", "message": "Required."}],
-        )
+    elif action == "resolve":
+        _check_reason(project, reason_code)
     if action in ("resolve", "close"):
         values.update(reason_code=reason_code, resolved_at=values["updated_at"])
     elif action == "reopen":
@@ -75,7 +84,7 @@ def bulk_update(
         ids = list(
             session.scalars(
                 query.with_only_columns(ReconException.id).where(
-                    ReconException.status.in_(eligible)
+                    ReconException.status.in_(eligible), ~FROZEN
                 )
             )
         )
@@ -104,8 +113,33 @@ def bulk_update(
     )
     session.commit()
     if ids:
-        invalidate_analytics(cache=cache, project_id=project.id)
+        decisions_changed(session=session, cache=cache, project_id=project.id)
     return {"updated": len(ids), "skipped": matching - len(ids)}
+
+
+def _check_reason(project: Project, reason_code: str | None) -> None:
+    settings = project_settings(project)
+    if not reason_code:
+        raise ValidationError(
+            "Resolving needs a reason_code.",
+            errors=[{"field": "reason_code", "message": "Required."}],
+        )
+    if not allowed_reason(settings, reason_code):
+        raise ValidationError(
+            f"{reason_code!r} is not a reason code of this project.",
+            errors=[
+                {
+                    "field": "reason_code",
+                    "message": "Use one of " + ", ".join(settings.reason_codes),
+                }
+            ],
+        )
+    if reason_code == WRITE_OFF and settings.require_approval != RequireApproval.never:
+        raise ValidationError(
+            "Write-offs need approval in this project: resolve them one at a time.",
+            code="approval_required",
+            errors=[{"field": "reason_code", "message": "Not in bulk while approval is required."}],
+        )
 
 
 def _plain(value: Any) -> Any:

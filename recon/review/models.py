@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -33,6 +34,9 @@ class ExceptionStatus(enum.StrEnum):
     resolved = "resolved"
     closed = "closed"
     reopened = "reopened"
+    # A manual match or a write-off waiting for a second person (four eyes): not open to
+    # work, not explained either.
+    pending_approval = "pending_approval"
 
     @property
     def is_open(self) -> bool:
@@ -40,6 +44,8 @@ class ExceptionStatus(enum.StrEnum):
 
 
 OPEN_STATUSES = (ExceptionStatus.open, ExceptionStatus.assigned, ExceptionStatus.reopened)
+# Everything a period can't be closed with: open work and decisions awaiting approval.
+UNEXPLAINED_STATUSES = (*OPEN_STATUSES, ExceptionStatus.pending_approval)
 
 
 class ReconException(Model):
@@ -53,6 +59,8 @@ class ReconException(Model):
     __tablename__ = "exceptions"
     __table_args__ = (
         UniqueConstraint("project_id", "pair_key", "side", "row", name="uq_exception_record"),
+        # The decisions on a pair (recon.review.state): resolved, closed, pending approval.
+        Index("ix_exceptions_pair_status", "project_id", "pair_key", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -99,6 +107,13 @@ class ReconException(Model):
     )
     reason_code: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # People's decisions that the engine's answer does not hold: the manual match the
+    # record belongs to (active or awaiting approval), and the pass whose suggestion a
+    # person rejected (it applies while the record stays unmatched).
+    manual_match_id: Mapped[int | None] = mapped_column(
+        ForeignKey("manual_matches.id", ondelete="SET NULL")
+    )
+    rejected_pass: Mapped[str | None] = mapped_column(String(100))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(
@@ -118,8 +133,19 @@ class Comment(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
 
+class ManualMatchStatus(enum.StrEnum):
+    active = "active"
+    pending_approval = "pending_approval"
+    rejected = "rejected"  # its write-off was refused by the checker
+    undone = "undone"
+
+
 class ManualMatch(Model):
-    """Records matched by hand across sides, with the difference and any write-off."""
+    """Records matched by hand across sides, with the difference and any write-off.
+
+    Kept when undone or rejected (the audit trail points at it); only an ``active``
+    match counts in the current state.
+    """
 
     __tablename__ = "manual_matches"
 
@@ -133,5 +159,61 @@ class ManualMatch(Model):
     difference: Mapped[str] = mapped_column(String(64), nullable=False)
     write_off_reason: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
+    currency: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[ManualMatchStatus] = mapped_column(
+        Enum(ManualMatchStatus, name="manual_match_status", native_enum=False, length=16),
+        nullable=False,
+        default=ManualMatchStatus.active,
+    )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApprovalKind(enum.StrEnum):
+    manual_match = "manual_match"
+    resolution = "resolution"
+
+
+class ApprovalStatus(enum.StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class Approval(Model):
+    """A write-off waiting for (or decided by) a second person: the four-eyes control."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_project_status", "project_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    kind: Mapped[ApprovalKind] = mapped_column(
+        Enum(ApprovalKind, name="approval_kind", native_enum=False, length=16), nullable=False
+    )
+    manual_match_id: Mapped[int | None] = mapped_column(
+        ForeignKey("manual_matches.id", ondelete="CASCADE")
+    )
+    exception_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exceptions.id", ondelete="CASCADE")
+    )
+    maker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The amount written off (exact decimal as text) and its currency ('' when none).
+    write_off: Mapped[str] = mapped_column(String(64), nullable=False)
+    currency: Mapped[str] = mapped_column(String(8), nullable=False, default="")
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[ApprovalStatus] = mapped_column(
+        Enum(ApprovalStatus, name="approval_status", native_enum=False, length=16),
+        nullable=False,
+        default=ApprovalStatus.pending,
+    )
+    checker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

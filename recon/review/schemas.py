@@ -2,23 +2,13 @@ import marshmallow as ma
 
 from recon.fields import Id, Money, RowNumber, Text
 from recon.pagination import PageArgsSchema, page_schema
-from recon.review.models import ExceptionKind, ExceptionStatus
-
-# Reasons a person may give when resolving; the system uses its own
-# (matched_by_job, matched_by_suggestion, matched_manually) which people may also pick
-# where it applies.
-REASON_CODES = (
-    "timing_difference",
-    "bank_fee",
-    "fx_difference",
-    "rounding",
-    "duplicate",
-    "data_entry_error",
-    "missing_record",
-    "written_off",
-    "matched_manually",
-    "other",
+from recon.review.models import (
+    ApprovalStatus,
+    ExceptionKind,
+    ExceptionStatus,
+    ManualMatchStatus,
 )
+
 AGE = 100_000  # days: far beyond any exception's age, small enough for date arithmetic
 ACTIONS = ("assign", "resolve", "close", "reopen")
 PATCH_STATUSES = ("assigned", "resolved", "closed", "reopened")
@@ -65,6 +55,12 @@ class ExceptionSchema(ma.Schema):
     assignee_id = ma.fields.Integer(allow_none=True)
     reason_code = ma.fields.String(allow_none=True)
     note = ma.fields.String(allow_none=True)
+    manual_match_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "the manual match the record belongs to"}
+    )
+    rejected_pass = ma.fields.String(
+        allow_none=True, metadata={"description": "the pass whose suggestion a person rejected"}
+    )
     opened_at = ma.fields.AwareDateTime()
     resolved_at = ma.fields.AwareDateTime(allow_none=True)
     updated_at = ma.fields.AwareDateTime()
@@ -74,14 +70,17 @@ class ExceptionUpdateSchema(ma.Schema):
     status = ma.fields.String(validate=ma.validate.OneOf(PATCH_STATUSES))
     assignee_id = Id(allow_none=True)
     note = Text(allow_none=True, validate=ma.validate.Length(max=10_000))
-    reason_code = ma.fields.String(validate=ma.validate.OneOf(REASON_CODES))
+    reason_code = Text(
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "one of the project's reason codes (its settings)"},
+    )
 
 
 class BulkSchema(ma.Schema):
     filter = ma.fields.Nested(ExceptionFilterSchema, load_default=dict)
     action = ma.fields.String(required=True, validate=ma.validate.OneOf(ACTIONS))
     assignee_id = Id(load_default=None)
-    reason_code = ma.fields.String(load_default=None, validate=ma.validate.OneOf(REASON_CODES))
+    reason_code = Text(load_default=None, validate=ma.validate.Length(min=1, max=64))
     note = Text(load_default=None, validate=ma.validate.Length(max=10_000))
 
 
@@ -131,11 +130,48 @@ class ManualMatchSchema(ma.Schema):
     left_rows = ma.fields.List(ma.fields.Integer())
     right_rows = ma.fields.List(ma.fields.Integer())
     difference = ma.fields.String(metadata={"description": "sum(left) - sum(right), exact"})
+    currency = ma.fields.String(allow_none=True)
     write_off_reason = ma.fields.String(allow_none=True)
     note = ma.fields.String(allow_none=True)
+    status = ma.fields.Enum(ManualMatchStatus, by_value=True)
     created_by_id = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.AwareDateTime()
+    undone_by_id = ma.fields.Integer(allow_none=True)
+    undone_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class ManualMatchArgsSchema(PageArgsSchema):
+    status = ma.fields.Enum(ManualMatchStatus, by_value=True, load_default=None)
+
+
+class ApprovalArgsSchema(PageArgsSchema):
+    status = ma.fields.Enum(ApprovalStatus, by_value=True, load_default=None)
+
+
+class ApprovalSchema(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String(metadata={"description": "manual_match or resolution"})
+    status = ma.fields.String(metadata={"description": "pending, approved or rejected"})
+    job_id = ma.fields.Integer()
+    manual_match_id = ma.fields.Integer(allow_none=True)
+    exception_id = ma.fields.Integer(allow_none=True)
+    maker_id = ma.fields.Integer(allow_none=True)
+    checker_id = ma.fields.Integer(allow_none=True)
+    amount = ma.fields.String(metadata={"description": "the amount written off, exact"})
+    write_off = ma.fields.String()
+    currency = ma.fields.String()
+    reason_code = ma.fields.String(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    decision_note = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class ApprovalDecisionSchema(ma.Schema):
+    note = Text(load_default=None, validate=ma.validate.Length(max=10_000))
 
 
 ExceptionPageSchema = page_schema(ExceptionSchema, "ExceptionPage")
 CommentPageSchema = page_schema(CommentSchema, "CommentPage")
+ManualMatchPageSchema = page_schema(ManualMatchSchema, "ManualMatchPage")
+ApprovalPageSchema = page_schema(ApprovalSchema, "ApprovalPage")

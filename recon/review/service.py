@@ -14,29 +14,34 @@ project's cached analytics. Transitions (anything else is 409):
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
 from instrumentation import db_query_timer
-from recon.analytics.service import Cache, invalidate_analytics
 from recon.audit.service import SYSTEM, Actor, record, snapshot
+from recon.cache_keys import Cache
 from recon.db_types import SessionLike, utcnow
 from recon.errors import Conflict, NotFound, ValidationError
 from recon.pagination import Page, paginate
 from recon.projects.models import Membership, Project, ProjectRole
+from recon.projects.settings import WRITE_OFF, allowed_reason, project_settings
+from recon.review.approvals import request_approval
 from recon.review.models import (
     OPEN_STATUSES,
+    ApprovalKind,
     Comment,
     ExceptionKind,
     ExceptionStatus,
     ReconException,
 )
+from recon.review.signoff import ensure_unlocked
+from recon.review.state import ACCEPTED, decisions_changed
 from recon.users.models import Role, User
 
-AUDITED = ("status", "kind", "assignee_id", "reason_code", "note", "resolved_at")
+AUDITED = ("status", "kind", "assignee_id", "reason_code", "note", "resolved_at", "rejected_pass")
 CLOSED_STATUSES = (ExceptionStatus.resolved, ExceptionStatus.closed)
-ACCEPTED = "matched_by_suggestion"
 
 
 def filtered_query(
@@ -117,15 +122,76 @@ def _not_open(exc: ReconException, doing: str) -> Conflict:
     )
 
 
+def _resolve(
+    session: SessionLike,
+    project: Project,
+    exc: ReconException,
+    status: str,
+    changes: dict[str, Any],
+    now: datetime,
+    actor: Actor,
+) -> str:
+    """Resolve or close ``exc``; a write-off that needs approval waits for a second person."""
+    if not exc.status.is_open:
+        raise Conflict(
+            f"Exception {exc.id} is already {exc.status.value}.", code="invalid_transition"
+        )
+    reason = changes.get("reason_code")
+    if status == "resolved" and not reason:
+        raise ValidationError(
+            "Resolving needs a reason_code.",
+            errors=[{"field": "reason_code", "message": "Required to resolve."}],
+        )
+    settings = project_settings(project)
+    if reason and not allowed_reason(settings, reason):
+        raise ValidationError(
+            f"{reason!r} is not a reason code of this project.",
+            errors=[
+                {
+                    "field": "reason_code",
+                    "message": "Use one of " + ", ".join(settings.reason_codes),
+                }
+            ],
+        )
+    if changes.get("assignee_id") is not None:
+        exc.assignee_id = changes["assignee_id"]
+    exc.reason_code = reason
+    amount, currency = Decimal(exc.amount), exc.currency or ""
+    if reason == WRITE_OFF and settings.needs_approval(amount, currency):
+        exc.status = ExceptionStatus.pending_approval
+        request_approval(
+            session=session,
+            project=project,
+            job_id=exc.job_id,
+            kind=ApprovalKind.resolution,
+            write_off=amount,
+            currency=currency,
+            reason_code=reason,
+            note=changes.get("note"),
+            actor=actor,
+            exception_id=exc.id,
+        )
+        return "exception.resolve_requested"
+    exc.status = ExceptionStatus(status)
+    exc.resolved_at = now
+    return "exception.resolve" if status == "resolved" else "exception.close"
+
+
 def _apply(
     session: SessionLike,
     project: Project,
     exc: ReconException,
     changes: dict[str, Any],
     now: datetime,
+    actor: Actor,
 ) -> str:
     """Apply one PATCH to ``exc`` and return the audit action it amounts to."""
     status = changes.get("status")
+    if exc.status == ExceptionStatus.pending_approval and set(changes) - {"note"}:
+        raise Conflict(
+            f"Exception {exc.id} waits for approval; approve or reject that first.",
+            code="pending_approval",
+        )
     if "reason_code" in changes and status not in ("resolved", "closed"):
         raise ValidationError(
             "reason_code goes with status resolved or closed.",
@@ -154,21 +220,7 @@ def _apply(
             )
         exc.assignee_id, exc.status, action = assignee, ExceptionStatus.assigned, "exception.assign"
     elif status in ("resolved", "closed"):
-        if not exc.status.is_open:
-            raise Conflict(
-                f"Exception {exc.id} is already {exc.status.value}.", code="invalid_transition"
-            )
-        if status == "resolved" and not changes.get("reason_code"):
-            raise ValidationError(
-                "Resolving needs a reason_code.",
-                errors=[{"field": "reason_code", "message": "Required to resolve."}],
-            )
-        if changes.get("assignee_id") is not None:
-            exc.assignee_id = changes["assignee_id"]
-        exc.status = ExceptionStatus(status)
-        exc.reason_code = changes.get("reason_code")
-        exc.resolved_at = now
-        action = "exception.resolve" if status == "resolved" else "exception.close"
+        action = _resolve(session, project, exc, status, changes, now, actor)
     elif status == "reopened":
         if exc.status.is_open:
             raise Conflict(
@@ -210,7 +262,7 @@ def _changed(
     )
     with db_query_timer("update", "exceptions"):
         session.commit()
-    invalidate_analytics(cache=cache, project_id=project.id)
+    decisions_changed(session=session, cache=cache, project_id=project.id, pair_key=exc.pair_key)
 
 
 def update_exception(
@@ -224,8 +276,11 @@ def update_exception(
     now: datetime | None = None,
 ) -> ReconException:
     """Return the exception assigned, resolved, closed, reopened or annotated per ``changes``."""
+    ensure_unlocked(
+        session=session, project_id=project.id, pair_key=exception.pair_key, job_id=exception.job_id
+    )
     before = snapshot(exception, AUDITED)
-    action = _apply(session, project, exception, changes, now or utcnow())
+    action = _apply(session, project, exception, changes, now or utcnow(), actor)
     exception.updated_at = now or utcnow()
     _changed(
         session=session,
@@ -243,6 +298,12 @@ def add_comment(
     *, session: SessionLike, exception: ReconException, body: str, actor: Actor = SYSTEM
 ) -> dict[str, Any]:
     """Return the new comment on ``exception`` (as the comment list shows it)."""
+    ensure_unlocked(
+        session=session,
+        project_id=exception.project_id,
+        pair_key=exception.pair_key,
+        job_id=exception.job_id,
+    )
     comment = Comment(exception_id=exception.id, author_id=actor.id, body=body)
     session.add(comment)
     session.flush()
@@ -326,6 +387,9 @@ def decide_suggestion(
 ) -> list[ReconException]:
     """Return every exception of the suggestion, resolved (accept) or turned into unmatched
     records (reject: the suggestion is dropped; open, or assigned when someone has it)."""
+    ensure_unlocked(
+        session=session, project_id=project.id, pair_key=exception.pair_key, job_id=exception.job_id
+    )
     members = _suggestion(session, exception)
     before = {m.id: snapshot(m, AUDITED) for m in members}
     now = utcnow()
@@ -337,6 +401,8 @@ def decide_suggestion(
                 now,
             )
         else:
+            # The rejection is a person's decision: remembered while the record stays unmatched.
+            member.rejected_pass = member.pass_name
             member.kind, member.match_id, member.counterpart = ExceptionKind.unmatched, None, None
             member.pass_name, member.confidence = None, None
             member.status = ExceptionStatus.assigned if member.assignee_id else ExceptionStatus.open

@@ -10,9 +10,19 @@ from flask_smorest import Blueprint
 from recon.auth.guard import current_actor, current_project
 from recon.extensions import db
 from recon.pagination import PageArgsSchema
+from recon.review.approvals import decide_approval, get_approvals
 from recon.review.bulk import bulk_update
-from recon.review.manual import create_manual_match
+from recon.review.manual import (
+    create_manual_match,
+    get_manual_match,
+    get_manual_matches,
+    undo_manual_match,
+)
 from recon.review.schemas import (
+    ApprovalArgsSchema,
+    ApprovalDecisionSchema,
+    ApprovalPageSchema,
+    ApprovalSchema,
     BulkResultSchema,
     BulkSchema,
     CommentCreateSchema,
@@ -22,7 +32,9 @@ from recon.review.schemas import (
     ExceptionPageSchema,
     ExceptionSchema,
     ExceptionUpdateSchema,
+    ManualMatchArgsSchema,
     ManualMatchCreateSchema,
+    ManualMatchPageSchema,
     ManualMatchSchema,
 )
 from recon.review.service import (
@@ -151,18 +163,88 @@ def _decide(eid: int, *, accept: bool) -> dict[str, Any]:
     return {"items": items}
 
 
-@blp.route("/jobs/<int:jid>/manual-matches", methods=["POST"])
-@blp.arguments(ManualMatchCreateSchema)
-@blp.response(201, ManualMatchSchema)
-def manual_match(data: dict[str, Any], pid: int, jid: int) -> Any:
-    """Match open exceptions of both sides by hand. The amounts (read from the sources)
-    must balance within ``tolerance``, or a ``write_off_reason`` is required (422)."""
-    return create_manual_match(
+@blp.route("/jobs/<int:jid>/manual-matches")
+class ManualMatches(MethodView):
+    @blp.arguments(ManualMatchArgsSchema, location="query")
+    @blp.response(200, ManualMatchPageSchema)
+    def get(self, args: dict[str, Any], pid: int, jid: int) -> Any:
+        """List the manual matches made on the job's sources pair, newest first."""
+        return get_manual_matches(session=db.session, project=current_project(), job_id=jid, **args)
+
+    @blp.arguments(ManualMatchCreateSchema)
+    @blp.response(201, ManualMatchSchema)
+    def post(self, data: dict[str, Any], pid: int, jid: int) -> Any:
+        """Match open exceptions of both sides by hand. The amounts (read from the sources)
+        must balance within ``tolerance``, or a ``write_off_reason`` is required (422); a
+        write-off that needs approval leaves the match ``pending_approval``."""
+        return create_manual_match(
+            session=db.session,
+            storage=current_app.extensions["recon_storage"],
+            project=current_project(),
+            job_id=jid,
+            actor=current_actor(),
+            cache=_cache(),
+            **data,
+        )
+
+
+@blp.route("/manual-matches/<int:mid>")
+class ManualMatchById(MethodView):
+    @blp.response(200, ManualMatchSchema)
+    def get(self, pid: int, mid: int) -> Any:
+        """Read a manual match: its records, difference, write-off and status."""
+        return get_manual_match(session=db.session, project=current_project(), match_id=mid)
+
+    @blp.response(200, ManualMatchSchema)
+    def delete(self, pid: int, mid: int) -> Any:
+        """Undo a manual match: its records become exceptions to work again (audited)."""
+        match = get_manual_match(session=db.session, project=current_project(), match_id=mid)
+        return undo_manual_match(
+            session=db.session,
+            project=current_project(),
+            match=match,
+            actor=current_actor(),
+            cache=_cache(),
+        )
+
+
+@blp.route("/approvals", methods=["GET"])
+@blp.arguments(ApprovalArgsSchema, location="query")
+@blp.response(200, ApprovalPageSchema)
+def approvals(args: dict[str, Any], pid: int) -> Any:
+    """List write-offs waiting for (or decided by) a second person; ?status=pending."""
+    status = args.pop("status")
+    return get_approvals(
         session=db.session,
-        storage=current_app.extensions["recon_storage"],
         project=current_project(),
-        job_id=jid,
+        status=status.value if status else None,
+        **args,
+    )
+
+
+@blp.route("/approvals/<int:aid>/approve", methods=["POST"])
+@blp.arguments(ApprovalDecisionSchema)
+@blp.response(200, ApprovalSchema)
+def approve(data: dict[str, Any], pid: int, aid: int) -> Any:
+    """Approve a write-off (another editor or owner than its maker: 403 for the maker)."""
+    return _approval(aid, data, approve=True)
+
+
+@blp.route("/approvals/<int:aid>/reject", methods=["POST"])
+@blp.arguments(ApprovalDecisionSchema)
+@blp.response(200, ApprovalSchema)
+def reject_approval(data: dict[str, Any], pid: int, aid: int) -> Any:
+    """Reject a write-off: its records return to the exceptions (403 for the maker)."""
+    return _approval(aid, data, approve=False)
+
+
+def _approval(aid: int, data: dict[str, Any], *, approve: bool) -> dict[str, Any]:
+    return decide_approval(
+        session=db.session,
+        project=current_project(),
+        approval_id=aid,
+        approve=approve,
         actor=current_actor(),
+        note=data["note"],
         cache=_cache(),
-        **data,
     )

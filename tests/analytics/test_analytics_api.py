@@ -37,12 +37,15 @@ def test_numbers_after_one_job(world):
     assert data["volumes"]["jobs"] == {"succeeded": 1, "failed": 0, "cancelled": 0}
     assert data["volumes"]["rows"] == 10
     assert data["auto_vs_manual"] == {
+        "records": 10,
         "auto": 2,
         "manual": 0,
+        "explained": 2,
         "manual_matches": 0,
         "auto_share": 1.0,
         "manual_share": 0.0,
     }
+    assert job["current_match_rate"] == 0.2 and job["explained_rate"] == 0.2
     assert data["open_exceptions"] == {
         "total": 8,
         "by_age": {"0-1": 8, "2-7": 0, "8-30": 0, ">30": 0},
@@ -50,8 +53,22 @@ def test_numbers_after_one_job(world):
     }
     assert data["unreconciled"] == [
         # left 250.00 + 75.50 + 40.00; right 245.00 + 40.00 + 45.50 + 30.00
-        {"currency": "EUR", "amount": "726.00", "left": "365.50", "right": "360.50", "records": 7},
-        {"currency": "USD", "amount": "12.00", "left": "12.00", "right": "0.00", "records": 1},
+        {
+            "currency": "EUR",
+            "net": "5.00",
+            "gross": "726.00",
+            "left": "365.50",
+            "right": "360.50",
+            "records": 7,
+        },
+        {
+            "currency": "USD",
+            "net": "12.00",
+            "gross": "12.00",
+            "left": "12.00",
+            "right": "0.00",
+            "records": 1,
+        },
     ]
     assert data["exceptions_by_status"]["open"] == 8
 
@@ -98,8 +115,9 @@ def test_a_resolve_shows_at_once_and_the_cache_is_used(world):
     assert after["open_exceptions"]["total"] == 7
     assert after["open_exceptions"]["by_kind"] == {"break": 1, "unmatched": 4, "suggested": 2}
     assert [u["currency"] for u in after["unreconciled"]] == ["EUR"]
-    assert after["auto_vs_manual"]["manual"] == 1
-    assert after["auto_vs_manual"]["manual_share"] == round(1 / 3, 4)
+    # Resolved with a reason: explained, but nobody matched it.
+    assert after["auto_vs_manual"]["manual"] == 0
+    assert after["auto_vs_manual"]["explained"] == 3
 
 
 def test_manual_matches_and_accepted_suggestions_count_as_manual(world):
@@ -110,8 +128,10 @@ def test_manual_matches_and_accepted_suggestions_count_as_manual(world):
     world.editor.post(world.url(f"/exceptions/{world.eid('left', 4)}/accept"))
     data = analytics(world)
     assert data["auto_vs_manual"] == {
+        "records": 10,
         "auto": 2,
         "manual": 5,
+        "explained": 7,
         "manual_matches": 1,
         "auto_share": round(2 / 7, 4),
         "manual_share": round(5 / 7, 4),
@@ -119,7 +139,8 @@ def test_manual_matches_and_accepted_suggestions_count_as_manual(world):
     assert data["open_exceptions"]["by_kind"] == {"break": 2, "unmatched": 1, "suggested": 0}
     assert data["unreconciled"][0] == {
         "currency": "EUR",
-        "amount": "495.00",
+        "net": "5.00",
+        "gross": "495.00",
         "left": "250.00",
         "right": "245.00",
         "records": 2,
