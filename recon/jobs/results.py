@@ -199,13 +199,16 @@ def _where(filters: Filters, after: tuple[str, int] | None) -> tuple[str, list[A
         clauses.append("contains(lower(c.f_key), lower(?))")
         params.append(filters.key)
     if filters.q is not None:
-        clauses.append("contains(lower(c.f_description), lower(?))")
-        params.append(filters.q)
+        clauses.append(
+            "(contains(lower(c.f_key), lower(?)) OR contains(lower(c.f_description), lower(?)))"
+        )
+        params.extend([filters.q, filters.q])
+    # Amounts compare by size: a debit of -250.00 is found by 200..300 like a credit.
     if filters.amount_min is not None:
-        clauses.append("c.f_amount >= CAST(? AS DECIMAL(38, 18))")
+        clauses.append("abs(c.f_amount) >= CAST(? AS DECIMAL(38, 18))")
         params.append(str(filters.amount_min))
     if filters.amount_max is not None:
-        clauses.append("c.f_amount <= CAST(? AS DECIMAL(38, 18))")
+        clauses.append("abs(c.f_amount) <= CAST(? AS DECIMAL(38, 18))")
         params.append(str(filters.amount_max))
     if filters.grouped:
         clauses.append("c.match_id IS NOT NULL")

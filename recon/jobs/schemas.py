@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from recon.engine.results import STATUSES
-from recon.fields import Id, Name, RowNumber, SignedMoney, Text
+from recon.fields import Id, Money, Name, RowNumber, Text
 from recon.jobs.models import JobStatus
 from recon.jobs.results import SIDES, VIEWS
 from recon.pagination import PageArgsSchema, page_schema
@@ -93,10 +93,14 @@ class ResultArgsSchema(PageArgsSchema):
     q = Text(
         load_default=None,
         validate=ma.validate.Length(min=1, max=200),
-        metadata={"description": "text in the description"},
+        metadata={"description": "text in the key or the description"},
     )
-    amount_min = SignedMoney(load_default=None)
-    amount_max = SignedMoney(load_default=None)
+    amount_min = Money(
+        load_default=None, metadata={"description": "smallest amount by size (sign ignored)"}
+    )
+    amount_max = Money(
+        load_default=None, metadata={"description": "largest amount by size (sign ignored)"}
+    )
     after = Text(
         load_default=None,
         validate=ma.validate.Length(max=100),
