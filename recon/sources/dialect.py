@@ -19,6 +19,7 @@ from recon.sources.options import DELIMITERS
 from recon.sources.rejections import UploadRejected, problem
 
 SAMPLE_BYTES = 1024 * 1024
+READABLE = "CSV, XLSX, MT940/MT942, CAMT.052/.053/.054 (ISO 20022), BAI2 and OFX/QFX"
 CHUNK_BYTES = 1024 * 1024
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
 # Signatures of files people upload by mistake, so the answer can say what it saw.
@@ -42,7 +43,7 @@ CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 def _format_error(what: str) -> UploadRejected:
     return UploadRejected(
-        f"The file is {what}, not a CSV or XLSX file.",
+        f"The file is {what}; recon reads {READABLE}.",
         reason="format",
         problems=[problem(f"unsupported file: {what}")],
     )
@@ -88,6 +89,16 @@ def detect_encoding(path: Path, head: bytes, given: str | None) -> str:
     """Return the Python codec the file decodes with: the given one, or UTF-8 else cp1252."""
     if head.startswith(UTF16_BOMS):
         return "utf-16"
+    if given == "utf-16":
+        # Without a byte-order mark, decoding as UTF-16 turns other text into garbage
+        # (and lone surrogates that can not even be written back out).
+        detected = "utf-8" if _first_invalid_utf8(path) is None else "cp1252 or latin-1"
+        raise UploadRejected(
+            "The file is not UTF-16: it has no UTF-16 byte-order mark and reads as "
+            f"{detected}. Leave options.encoding out to detect it, or give that encoding.",
+            reason="encoding",
+            problems=[problem(f"not UTF-16 (reads as {detected})", column="encoding")],
+        )
     if given in ("utf-8", "utf-8-sig") or given is None:
         offset = _first_invalid_utf8(path)
         if offset is None:

@@ -159,6 +159,7 @@ def resolve(headers: list[str], mapping: dict[str, str | None], options: Options
             fields[field] = index
     if missing:
         raise _missing(headers, missing, given)
+    _refuse_shared_columns(fields, headers)
 
     if "amount" in given and "debit" in given:
         raise UploadRejected(
@@ -199,6 +200,23 @@ def resolve(headers: list[str], mapping: dict[str, str | None], options: Options
         used["date"] = None
     canonical_columns = {i for f, i in fields.items() if f not in ("debit", "credit")}
     return Resolved(fields, used, extra_columns(headers, canonical_columns))
+
+
+def _refuse_shared_columns(fields: dict[str, int], headers: list[str]) -> None:
+    """One column feeds one field: mapping key and amount to the same column is a mistake."""
+    by_column: dict[int, list[str]] = {}
+    for field, index in fields.items():
+        by_column.setdefault(index, []).append(field)
+    for index, names in by_column.items():
+        if len(names) > 1:
+            raise UploadRejected(
+                f"The mapping sends column {headers[index]!r} to {' and '.join(names)}; "
+                "each field needs its own column.",
+                reason="bad_options",
+                problems=[
+                    problem(f"{', '.join(names)} all mapped to one column", column=headers[index])
+                ],
+            )
 
 
 def extra_columns(headers: list[str], canonical: set[int]) -> list[tuple[int, str]]:

@@ -25,6 +25,14 @@ ENCODINGS = {
 }
 MAX_SKIP_ROWS = 10_000
 EXCEL_SERIAL = "excel"
+# The options that only make sense for one kind of file; the rest apply to CSV and XLSX.
+CSV_ONLY = frozenset({"delimiter", "encoding"})
+XLSX_ONLY = frozenset({"sheet"})
+TABLE_FORMATS = ("csv", "xlsx")
+# strptime directives that name a year, a month and a day (or a day of the year).
+YEAR_DIRECTIVES = ("%Y", "%y", "%G")
+MONTH_DIRECTIVES = ("%m", "%b", "%B", "%h")
+DAY_DIRECTIVES = ("%d", "%e")
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,8 @@ def parse_options(raw: dict[str, Any] | None) -> Options:
             raise _reject("options.thousands must differ from options.decimal", "thousands")
 
     date_format = _text(raw, "date_format")
-    if date_format is not None and date_format != EXCEL_SERIAL and "%" not in date_format:
-        raise _reject('options.date_format is a strptime format such as "%d/%m/%Y"', "date_format")
+    if date_format is not None and date_format != EXCEL_SERIAL:
+        _check_date_format(date_format)
 
     debit, credit = _text(raw, "debit_column"), _text(raw, "credit_column")
     if (debit is None) != (credit is None):
@@ -134,6 +142,45 @@ def parse_options(raw: dict[str, Any] | None) -> Options:
         skip_rows=skip_rows,
         sheet=sheet,
     )
+
+
+def _check_date_format(fmt: str) -> None:
+    """Refuse a format that can not give a whole date (strptime would accept "%H:%M")."""
+    text = fmt.replace("%%", "")
+    year = any(d in text for d in YEAR_DIRECTIVES)
+    month_day = any(d in text for d in MONTH_DIRECTIVES) and any(d in text for d in DAY_DIRECTIVES)
+    if not (year and (month_day or "%j" in text)):
+        raise _reject(
+            f"options.date_format {fmt!r} does not name a year, a month and a day; use a strptime "
+            'format such as "%d/%m/%Y" or "%Y-%m-%d" (or "excel" for serial numbers)',
+            "date_format",
+        )
+
+
+def check_applicable(
+    options: dict[str, Any] | None, mapping: dict[str, Any] | None, kind: str
+) -> None:
+    """Refuse options (and a mapping) that do not apply to a file of format ``kind``."""
+    given = {k for k, v in (options or {}).items() if v is not None}
+    if kind not in TABLE_FORMATS:
+        if given:
+            name = sorted(given)[0]
+            raise _reject(
+                f"options.{name} does not apply to a {kind} statement file: its layout is fixed "
+                "by the format; upload it without options",
+                name,
+            )
+        if mapping:
+            raise _reject(
+                f"a mapping does not apply to a {kind} statement file: its fields are fixed by "
+                "the format",
+                sorted(mapping)[0],
+            )
+        return
+    wrong = XLSX_ONLY if kind == "csv" else CSV_ONLY
+    for name in sorted(given & wrong):
+        other = "an XLSX workbook" if kind == "csv" else "a CSV file"
+        raise _reject(f"options.{name} applies to {other}, and this file is {kind.upper()}", name)
 
 
 def parse_mapping(raw: dict[str, Any] | None) -> dict[str, str | None]:

@@ -1,6 +1,9 @@
-"""Turn an uploaded CSV or XLSX file into the canonical source Parquet.
+"""Turn an uploaded file into the canonical source Parquet.
 
-``ingest_file`` is the only entry point. The file is loaded as text into DuckDB
+``ingest_file`` is the only entry point. The format is sniffed from the content
+(``recon.sources.formats``): bank statements (MT940, CAMT, BAI2, OFX) go
+through their reader, CSV and XLSX through the table pipeline here. The file
+is loaded as text into DuckDB
 (``read_csv`` with every column VARCHAR, or openpyxl rows streamed as Arrow
 batches), checked and converted with set-based SQL, and written with ``COPY``.
 Amounts never become floats. Anything wrong with the file raises
@@ -28,11 +31,18 @@ from typing import Any
 import duckdb
 
 from recon.duckdb_conn import connect
-from recon.sources import dialect
+from recon.sources import dialect, formats
 from recon.sources.amounts import sql_string
 from recon.sources.canonical import Canonical, col
+from recon.sources.formats.statement import write_statements
 from recon.sources.mapping import Resolved, resolve
-from recon.sources.options import Limits, Options, parse_mapping, parse_options
+from recon.sources.options import (
+    Limits,
+    Options,
+    check_applicable,
+    parse_mapping,
+    parse_options,
+)
 from recon.sources.rejections import UploadRejected, problem
 from recon.sources.xlsx import XlsxSheet
 
@@ -54,6 +64,8 @@ class IngestResult:
     min_date: str | None
     max_date: str | None
     columns: list[str] = field(default_factory=list)
+    statements: list[dict[str, Any]] = field(default_factory=list)
+    skipped_lines: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -78,7 +90,13 @@ def ingest_file(
     opts = parse_options(options)
     wanted = parse_mapping(mapping)
     src, out = Path(src_path), Path(out_path)
+    head = dialect.read_head(src)
+    kind = formats.sniff(src, filename, head)
+    check_applicable(options, mapping, kind)
     partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
+    statement = formats.statement_format(kind)
+    if statement is not None:
+        return _ingest_statement(statement, src, out, partial, limits, temp_dir)
     with tempfile.TemporaryDirectory(prefix="recon-ingest-", dir=temp_dir) as work:
         con = connect(
             temp_directory=work,
@@ -86,7 +104,7 @@ def ingest_file(
             preserve_insertion_order=True,
         )
         try:
-            loaded = _load(con, src, filename, wanted, opts, limits, Path(work))
+            loaded = _load(con, src, kind, head, wanted, opts, limits, Path(work))
             canonical = Canonical(con, loaded.resolved, loaded.headers, opts, limits)
             (count,) = canonical.one("SELECT count(*) FROM src")
             if not count:
@@ -128,18 +146,59 @@ def ingest_file(
     )
 
 
+def _ingest_statement(
+    statement: formats.StatementFormat,
+    src: Path,
+    out: Path,
+    partial: Path,
+    limits: Limits,
+    temp_dir: str | Path | None,
+) -> IngestResult:
+    """Write the canonical Parquet of a bank statement file through its format's reader."""
+    with tempfile.TemporaryDirectory(prefix="recon-ingest-", dir=temp_dir) as work:
+        try:
+            result = write_statements(
+                statement.reader, src, partial, Path(work), label=statement.label, limits=limits
+            )
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    os.replace(partial, out)
+    return IngestResult(
+        row_count=result.row_count,
+        detected_options={"format": statement.name},
+        mapping=dict(STATEMENT_MAPPING),
+        schema=result.schema,
+        amount_scale=result.amount_scale,
+        sums=result.sums,
+        min_date=result.min_date,
+        max_date=result.max_date,
+        columns=result.columns,
+        statements=result.statements,
+    )
+
+
+# What a statement reader fills each canonical field from, for the source's description.
+STATEMENT_MAPPING = {
+    "key": "bank reference",
+    "amount": "signed amount",
+    "date": "booking date (else value date)",
+    "currency": "currency",
+    "description": "transaction text",
+}
+
+
 def _load(
     con: duckdb.DuckDBPyConnection,
     src: Path,
-    filename: str,
+    kind: str,
+    head: bytes,
     wanted: dict[str, str | None],
     opts: Options,
     limits: Limits,
     work: Path,
 ) -> _Loaded:
     """Load the file into the view ``src(row, c1 .. cN)``; return its header and mapping."""
-    head = dialect.read_head(src)
-    kind = dialect.sniff_format(src, filename, head)
     if kind == "xlsx":
         return _load_xlsx(con, src, wanted, opts, limits)
     encoding = dialect.detect_encoding(src, head, opts.encoding)
