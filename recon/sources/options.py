@@ -44,6 +44,12 @@ class Limits:
     max_problems: int = 50
     # An XLSX is a zip: cap what it may expand to so a zip bomb is refused early.
     max_xlsx_expanded_bytes: int = 4 * 1024**3
+    # A sheet's grid is allocated whole by the reader: bound its rows and cells, and the
+    # shared strings it loads up front (recon.sources.xlsx_guard checks them first).
+    max_xlsx_rows: int = 1_048_576
+    max_xlsx_cells: int = 20_000_000
+    max_xlsx_shared_strings: int = 5_000_000
+    max_xlsx_shared_strings_bytes: int = 512 * 1024**2
     duckdb_memory_limit: str = "400MB"
 
 

@@ -4,6 +4,7 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest.fields import Upload
 
+from recon.fields import Name
 from recon.pagination import page_schema
 
 
@@ -21,7 +22,7 @@ class JSONObject(ma.fields.Field):
 
 
 class SourceFormSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    name = Name(required=True, max_length=200)
     mapping = JSONObject(
         load_default=None,
         metadata={"description": 'Canonical field -> column header, e.g. {"key": "Ref"}'},

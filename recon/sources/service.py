@@ -21,7 +21,8 @@ from instrumentation import db_query_timer, record_upload_rejected
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.db_types import SessionLike
 from recon.duckdb_conn import connect
-from recon.errors import Conflict, NotFound, PayloadTooLarge
+from recon.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from recon.fields import name_problem
 from recon.pagination import Page, paginate
 from recon.projects.models import Project
 from recon.sources.models import Source
@@ -78,6 +79,7 @@ def create_source(
     actor: Actor = SYSTEM,
 ) -> Source:
     """Return the new source built from ``upload``; raise on any problem, storing nothing."""
+    _check_names(upload)
     try:
         return _create(session, storage, project, upload, max_bytes, limits, actor)
     except UploadRejected as exc:
@@ -89,6 +91,22 @@ def create_source(
     except Conflict:
         record_upload_rejected("duplicate")
         raise
+
+
+MAX_FILENAME_CHARS = 255
+
+
+def _check_names(upload: Upload) -> None:
+    """Names are shown to other people: refuse NUL, control and bidi characters in them."""
+    errors = []
+    for field, value in (("name", upload.name), ("file", upload.filename)):
+        why = name_problem(value)
+        if why is None and len(value) > MAX_FILENAME_CHARS:
+            why = f"At most {MAX_FILENAME_CHARS} characters."
+        if why:
+            errors.append({"field": field, "message": why})
+    if errors:
+        raise ValidationError("Some fields are invalid; see errors.", errors=errors)
 
 
 def _create(
