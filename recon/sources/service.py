@@ -7,13 +7,16 @@ into place inside one transaction. Any rejection leaves no row and no file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
+import duckdb
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -21,7 +24,13 @@ from instrumentation import db_query_timer, record_upload_rejected
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.db_types import SessionLike
 from recon.duckdb_conn import connect
-from recon.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from recon.errors import (
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    ValidationError,
+)
 from recon.fields import name_problem
 from recon.pagination import Page, paginate
 from recon.projects.models import Project
@@ -81,7 +90,8 @@ def create_source(
     """Return the new source built from ``upload``; raise on any problem, storing nothing."""
     _check_names(upload)
     try:
-        return _create(session, storage, project, upload, max_bytes, limits, actor)
+        with _disk_full_is_507():
+            return _create(session, storage, project, upload, max_bytes, limits, actor)
     except UploadRejected as exc:
         record_upload_rejected(exc.reason)
         raise
@@ -91,6 +101,34 @@ def create_source(
     except Conflict:
         record_upload_rejected("duplicate")
         raise
+    except InsufficientStorage:
+        record_upload_rejected("disk_full")
+        raise
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _disk_full_is_507() -> Iterator[None]:
+    """Turn "no space left" from any writer (Python, DuckDB, Arrow) into a 507."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL and "No space left on device" not in str(exc):
+            raise
+        raise _disk_full() from exc
+    except duckdb.Error as exc:
+        if "No space left on device" not in str(exc) and "Disk quota exceeded" not in str(exc):
+            raise
+        raise _disk_full() from exc
+
+
+def _disk_full() -> InsufficientStorage:
+    return InsufficientStorage(
+        "The server's data directory is full; the upload was not stored. "
+        "Try again once an operator has freed space."
+    )
 
 
 MAX_FILENAME_CHARS = 255
