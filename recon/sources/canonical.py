@@ -26,12 +26,13 @@ from recon.sources.amounts import (
     ident,
     sql_string,
 )
+from recon.sources.currencies import SYMBOL_CURRENCIES, iso_codes
 from recon.sources.mapping import Resolved
 from recon.sources.options import Limits, Options
 from recon.sources.rejections import UploadRejected, problem
 
 SAMPLE_ROWS = 10_000
-CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP"}
+CURRENCY_SYMBOLS = SYMBOL_CURRENCIES
 # The reason reported when a file has problems of several kinds: the first present.
 PRIORITY = ("field_too_large", "bad_amount", "bad_date", "bad_currency")
 
@@ -227,10 +228,9 @@ class Canonical:
         if index is None:
             return "true"
         symbols = "|".join(CURRENCY_SYMBOLS)
+        codes = "|".join(iso_codes())
         cell = col(index)
-        return (
-            f"({blank(cell)} OR regexp_full_match({cell}, '\\s*(?:[A-Za-z]{{3}}|{symbols})\\s*'))"
-        )
+        return f"({blank(cell)} OR regexp_full_match({cell}, '\\s*(?:{codes}|{symbols})\\s*', 'i'))"
 
     def _date_blank(self) -> str:
         index = self.fields.get("date")
@@ -357,7 +357,7 @@ class Canonical:
             selects.append(select(i, message, "bad_date", f"{self._date_sql()} IS NULL"))
         if "currency" in self.fields:
             i = self.fields["currency"]
-            message = q("not a three-letter ISO 4217 currency code")
+            message = q("not an ISO 4217 currency code")
             selects.append(select(i, message, "bad_currency", f"NOT {self._currency_ok()}"))
         return selects
 

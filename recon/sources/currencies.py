@@ -6,9 +6,9 @@ from functools import lru_cache
 
 from iso4217 import Currency
 
-# Symbols that name one currency wherever they are written. "$", "kr", "¥" (JPY or
-# CNY) and "R" do not: a file that uses them needs options.currency.
-UNAMBIGUOUS_SYMBOLS = {"€": "EUR", "£": "GBP", "₹": "INR", "₩": "KRW", "₺": "TRY", "₽": "RUB"}
+# Symbols next to an amount that set its currency (DESIGN 15: EUR, GBP, JPY, INR). "$"
+# (USD, CAD, AUD, ...) and "kr" (SEK, NOK, DKK, ISK) do not: such files need options.currency.
+SYMBOL_CURRENCIES = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 
 
 @lru_cache(maxsize=512)
@@ -21,9 +21,10 @@ def is_iso_currency(code: str) -> bool:
     return True
 
 
-def iso_codes() -> list[str]:
+@lru_cache(maxsize=1)
+def iso_codes() -> tuple[str, ...]:
     """Every active ISO 4217 alphabetic code, sorted."""
-    return sorted(c.code for c in Currency)
+    return tuple(sorted(c.code for c in Currency))
 
 
 def minor_units(code: str) -> int:

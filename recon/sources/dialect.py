@@ -11,6 +11,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,7 @@ def sniff_format(path: Path, filename: str, head: bytes) -> str:
 
 
 # What zipfile raises on damaged or unsupported archives (a newer ZIP version included).
-ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError)
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, zlib.error, EOFError)
 
 
 def _is_xlsx(path: Path) -> bool:

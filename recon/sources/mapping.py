@@ -109,7 +109,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "debit": ("debit", "debitamount", "withdrawal", "withdrawals", "paidout", "moneyout", "dr"),
     "credit": ("credit", "creditamount", "deposit", "deposits", "paidin", "moneyin", "cr"),
 }
-REQUIRED = ("key", "date")
+# The key is optional: a source without one uploads, and jobs that need it are refused.
+REQUIRED = ("date",)
 # Canonical output columns; an original header equal to one of them (ignoring case,
 # as DuckDB does) gets a suffix.
 RESERVED = ("row", "key", "amount", "date", "currency", "description")
@@ -131,9 +132,27 @@ class Resolved:
     fields: dict[str, int]
     used: dict[str, str | None]
     extras: list[tuple[int, str]]  # (index, output column name)
+    named: dict[str, int]  # mapping.fields: extra field name -> column index
+
+    @property
+    def has_key(self) -> bool:
+        return "key" in self.fields
+
+
+POSITION = re.compile(r"^#(\d{1,4})$")
+FIELD_PREFIX = "fields."
+
+
+def field_column(name: str) -> str:
+    """The Parquet column of extra field ``name`` (``fields.batch``)."""
+    return FIELD_PREFIX + name
 
 
 def _find(headers: list[str], wanted: str) -> int | None:
+    position = POSITION.match(wanted)
+    if position:  # "#3": the third column, for exports whose header cell is empty
+        index = int(position.group(1)) - 1
+        return index if 0 <= index < len(headers) else None
     if wanted in headers:
         return headers.index(wanted)
     key = normalise(wanted)
@@ -141,7 +160,12 @@ def _find(headers: list[str], wanted: str) -> int | None:
     return matches[0] if matches else None
 
 
-def resolve(headers: list[str], mapping: dict[str, str | None], options: Options) -> Resolved:
+def resolve(
+    headers: list[str],
+    mapping: dict[str, str | None],
+    options: Options,
+    named: dict[str, str] | None = None,
+) -> Resolved:
     """Return which column feeds each canonical field; missing required fields are refused."""
     given = dict(mapping)
     if options.debit_column:
@@ -157,6 +181,19 @@ def resolve(headers: list[str], mapping: dict[str, str | None], options: Options
             missing.append(f"{field} (mapped to {header!r})")
         else:
             fields[field] = index
+    extra_named: dict[str, int] = {}
+    for name, header in (named or {}).items():
+        index = _find(headers, header)
+        if index is None:
+            missing.append(f"fields.{name} (mapped to {header!r})")
+        else:
+            extra_named[name] = index
+    if options.sign_column:
+        index = _find(headers, options.sign_column)
+        if index is None:
+            missing.append(f"the sign column (options.sign_column {options.sign_column!r})")
+        else:
+            fields["sign"] = index
     if missing:
         raise _missing(headers, missing, given)
     _refuse_shared_columns(fields, headers)
@@ -188,18 +225,19 @@ def resolve(headers: list[str], mapping: dict[str, str | None], options: Options
     if missing:
         if not fields and _looks_like_data(headers):
             raise UploadRejected(
-                "The first row looks like data, not a header: the file needs a header row "
-                "naming its columns (or set options.skip_rows to where the header is).",
+                "The first row looks like data, not a header. If the file has no header row, "
+                'set options.header to false and name its columns, e.g. "columns": '
+                '["Date", "Reference", "Amount"].',
                 reason="no_header",
                 problems=[problem("row looks like data", row=0, value=", ".join(headers))],
             )
         raise _missing(headers, missing, given)
 
-    used: dict[str, str | None] = {f: headers[i] for f, i in fields.items()}
+    used: dict[str, str | None] = {f: headers[i] for f, i in fields.items() if f != "sign"}
     if "date" in given and given["date"] is None:
         used["date"] = None
-    canonical_columns = {i for f, i in fields.items() if f not in ("debit", "credit")}
-    return Resolved(fields, used, extra_columns(headers, canonical_columns))
+    canonical_columns = {i for f, i in fields.items() if f not in ("debit", "credit", "sign")}
+    return Resolved(fields, used, extra_columns(headers, canonical_columns), extra_named)
 
 
 def _refuse_shared_columns(fields: dict[str, int], headers: list[str]) -> None:
@@ -227,6 +265,9 @@ def extra_columns(headers: list[str], canonical: set[int]) -> list[tuple[int, st
         if index in canonical:
             continue
         base = header or f"column_{index + 1}"
+        if base.casefold().startswith(FIELD_PREFIX):
+            # Only mapping.fields columns carry the prefix (the engine reads them as fields).
+            base = "_" + base
         name, suffix = base, 2
         while name.casefold() in seen:
             name, suffix = f"{base}_{suffix}", suffix + 1

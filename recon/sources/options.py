@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from recon.sources.export_options import parse_export_options
 from recon.sources.rejections import UploadRejected, problem
 
 CANONICAL_FIELDS = ("key", "amount", "date", "currency", "description")
@@ -64,6 +66,18 @@ class Options:
     credit_column: str | None = None
     skip_rows: int | None = None
     sheet: str | int | None = None
+    sign_column: str | None = None
+    debit_values: tuple[str, ...] | None = None
+    credit_values: tuple[str, ...] | None = None
+    header: bool = True
+    columns: tuple[str, ...] | None = None
+    skip_footer: int | None = None
+    currency: str | None = None
+    key_pattern: str | None = None
+    key_from: str | None = None
+    ragged: bool = False
+    quotes: str = "strict"
+    empty_amount: str = "error"
 
 
 def _reject(message: str, column: str) -> UploadRejected:
@@ -120,6 +134,11 @@ def parse_options(raw: dict[str, Any] | None) -> Options:
     debit, credit = _text(raw, "debit_column"), _text(raw, "credit_column")
     if (debit is None) != (credit is None):
         raise _reject("options.debit_column and options.credit_column go together", "debit_column")
+    export = parse_export_options(raw)
+    if export["sign_column"] and debit:
+        raise _reject(
+            "options.sign_column and debit/credit columns exclude each other", "sign_column"
+        )
 
     skip_rows = raw.get("skip_rows")
     if skip_rows is not None and (
@@ -147,6 +166,7 @@ def parse_options(raw: dict[str, Any] | None) -> Options:
         credit_column=credit,
         skip_rows=skip_rows,
         sheet=sheet,
+        **export,
     )
 
 
@@ -190,12 +210,18 @@ def check_applicable(
 
 
 def parse_mapping(raw: dict[str, Any] | None) -> dict[str, str | None]:
-    """Return the validated mapping; ``date: null`` says the source has no date column."""
+    """Return the validated canonical mapping; ``date: null`` says the source has no dates.
+
+    ``fields`` (extra named fields) is checked by ``parse_fields``.
+    """
     mapping: dict[str, str | None] = {}
     for field, header in (raw or {}).items():
+        if field == "fields":
+            continue
         if field not in MAPPABLE_FIELDS:
             raise _reject(
-                f"mapping key {field!r} is not one of {', '.join(MAPPABLE_FIELDS)}", str(field)
+                f"mapping key {field!r} is not one of {', '.join(MAPPABLE_FIELDS)} or fields",
+                str(field),
             )
         if header is None or header == "":
             if field != "date":
@@ -206,3 +232,40 @@ def parse_mapping(raw: dict[str, Any] | None) -> dict[str, str | None]:
         else:
             raise _reject(f"mapping.{field} must be a column header (a string)", field)
     return mapping
+
+
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RESERVED_FIELD_NAMES = frozenset((*MAPPABLE_FIELDS, "row", "fields"))
+MAX_FIELDS = 20
+
+
+def parse_fields(raw: dict[str, Any] | None) -> dict[str, str]:
+    """Return ``mapping.fields``: extra field name -> column header, both checked."""
+    fields = (raw or {}).get("fields")
+    if fields is None:
+        return {}
+    if not isinstance(fields, dict) or len(fields) > MAX_FIELDS:
+        raise _reject(
+            f'mapping.fields is an object of at most {MAX_FIELDS} fields, e.g. {{"batch": "Payout'
+            ' Batch"}',
+            "fields",
+        )
+    out: dict[str, str] = {}
+    for name, header in fields.items():
+        if not isinstance(name, str) or not FIELD_NAME.match(name):
+            raise _reject(
+                f"mapping.fields name {name!r} must be lower-case letters, digits and _ "
+                "(starting with a letter, at most 40)",
+                "fields",
+            )
+        if name in RESERVED_FIELD_NAMES:
+            raise _reject(f"mapping.fields name {name!r} is a canonical field's name", "fields")
+        if not isinstance(header, str) or not header:
+            raise _reject(f"mapping.fields.{name} must name a column", "fields")
+        out[name] = header
+    return out
+
+
+def parse_mapping_spec(raw: dict[str, Any] | None) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Return (canonical mapping, extra fields), both checked."""
+    return parse_mapping(raw), parse_fields(raw)

@@ -54,10 +54,10 @@ def _coordinate(ref: str | None) -> tuple[int, int] | None:
     return int(match.group(2)), column_number(match.group(1))
 
 
-def _refuse(message: str) -> UploadRejected:
+def _refuse(message: str, reason: str = "format") -> UploadRejected:
     return UploadRejected(
         f"The XLSX workbook is refused before reading it: {message}.",
-        reason="too_many_columns" if "column" in message else "format",
+        reason=reason,
         problems=[problem(message)],
     )
 
@@ -111,7 +111,8 @@ def sheet_extent(handle: IO[bytes], limits: Limits) -> Extent:
         rows, columns = max(rows, row), max(columns, column)
         if columns > limits.max_columns:
             raise _refuse(
-                f"the sheet reaches column {columns}, over the limit of {limits.max_columns}"
+                f"the sheet reaches column {columns}, over the limit of {limits.max_columns}",
+                "too_many_columns",
             )
         if rows > limits.max_xlsx_rows:
             raise _refuse(f"the sheet reaches row {rows}, over the limit of {limits.max_xlsx_rows}")
