@@ -6,109 +6,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from recon.sources.headers import SYNONYMS
 from recon.sources.options import Options
 from recon.sources.rejections import UploadRejected, problem
 
-# Recognised headers, most specific first: the first synonym present wins a field.
-# Compared after normalise(): accents, case, spaces, punctuation and "(...)" removed.
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "key": (
-        "reference",
-        "ref",
-        "transactionid",
-        "txnid",
-        "transactionreference",
-        "txnref",
-        "referencenumber",
-        "referenceno",
-        "refno",
-        "refnumber",
-        "bankreference",
-        "paymentid",
-        "paymentreference",
-        "invoice",
-        "invoiceno",
-        "invoicenumber",
-        "invoiceid",
-        "documentno",
-        "documentnumber",
-        "docno",
-        "orderid",
-        "externalid",
-        "id",
-        "key",
-        "referenz",
-        "belegnummer",
-        "referencia",
-    ),
-    "amount": (
-        "amount",
-        "value",
-        "amt",
-        "transactionamount",
-        "netamount",
-        "amountinclvat",
-        "sum",
-        "betrag",
-        "montant",
-        "importe",
-        "bedrag",
-    ),
-    "date": (
-        "date",
-        "transactiondate",
-        "txndate",
-        "bookingdate",
-        "postingdate",
-        "postdate",
-        "valuedate",
-        "entrydate",
-        "settlementdate",
-        "tradedate",
-        "documentdate",
-        "invoicedate",
-        "datum",
-        "buchungstag",
-        "buchungsdatum",
-        "valuta",
-        "wertstellung",
-        "fecha",
-    ),
-    "currency": (
-        "currency",
-        "ccy",
-        "cur",
-        "curr",
-        "currencycode",
-        "isocurrency",
-        "wahrung",
-        "devise",
-        "moneda",
-    ),
-    "description": (
-        "description",
-        "narrative",
-        "memo",
-        "details",
-        "detail",
-        "transactiondetails",
-        "narration",
-        "particulars",
-        "text",
-        "bookingtext",
-        "remarks",
-        "remark",
-        "payee",
-        "counterparty",
-        "desc",
-        "verwendungszweck",
-        "buchungstext",
-        "libelle",
-        "concepto",
-    ),
-    "debit": ("debit", "debitamount", "withdrawal", "withdrawals", "paidout", "moneyout", "dr"),
-    "credit": ("credit", "creditamount", "deposit", "deposits", "paidin", "moneyin", "cr"),
-}
+# Synonyms that only apply as a sign column beside one amount column.
+SIGN_FIELD = "sign"
 # The key is optional: a source without one uploads, and jobs that need it are refused.
 REQUIRED = ("date",)
 # Canonical output columns; an original header equal to one of them (ignoring case,
@@ -136,7 +39,7 @@ class Resolved:
 
     @property
     def has_key(self) -> bool:
-        return "key" in self.fields
+        return "key" in self.fields or "key_source" in self.fields
 
 
 POSITION = re.compile(r"^#(\d{1,4})$")
@@ -221,6 +124,9 @@ def resolve(
         fields.pop("debit", None), fields.pop("credit", None)
     elif not ("debit" in fields and "credit" in fields):
         missing.append("amount (or debit and credit)")
+    if "amount" not in fields:
+        fields.pop(SIGN_FIELD, None)
+    _key_source(fields, headers, given, options, missing)
     missing.extend(f for f in REQUIRED if f not in fields and not (f == "date" and f in given))
     if missing:
         if not fields and _looks_like_data(headers):
@@ -233,11 +139,41 @@ def resolve(
             )
         raise _missing(headers, missing, given)
 
-    used: dict[str, str | None] = {f: headers[i] for f, i in fields.items() if f != "sign"}
+    shown = {f: i for f, i in fields.items() if f not in (SIGN_FIELD, "key_source")}
+    used: dict[str, str | None] = {f: headers[i] for f, i in shown.items()}
     if "date" in given and given["date"] is None:
         used["date"] = None
-    canonical_columns = {i for f, i in fields.items() if f not in ("debit", "credit", "sign")}
+    if "key_source" in fields:
+        used["key"] = f"{options.key_pattern} in {headers[fields['key_source']]!r}"
+    canonical_columns = {i for f, i in shown.items() if f not in ("debit", "credit")}
     return Resolved(fields, used, extra_columns(headers, canonical_columns), extra_named)
+
+
+def _key_source(
+    fields: dict[str, int],
+    headers: list[str],
+    given: dict[str, str | None],
+    options: Options,
+    missing: list[str],
+) -> None:
+    """With options.key_pattern, the column the key is extracted from (fields["key_source"])."""
+    if not options.key_pattern:
+        return
+    if options.key_from:
+        index = _find(headers, options.key_from)
+        if index is None:
+            missing.append(f"key (options.key_from {options.key_from!r})")
+            return
+    elif "key" in given:
+        index = fields["key"]
+    elif "description" in fields:
+        index = fields["description"]
+    else:
+        missing.append("key (options.key_pattern needs options.key_from or a description)")
+        return
+    if "key" not in given:
+        fields.pop("key", None)  # the pattern's key replaces a recognised one
+    fields["key_source"] = index
 
 
 def _refuse_shared_columns(fields: dict[str, int], headers: list[str]) -> None:
