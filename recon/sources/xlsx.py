@@ -85,6 +85,7 @@ class XlsxSheet:
         skip_rows: int | None,
         limits: Limits,
         reader: str = DEFAULT_READER,
+        column_names: tuple[str, ...] | None = None,
     ) -> None:
         self.limits = limits
         self.problems: list[Problem] = []
@@ -117,9 +118,11 @@ class XlsxSheet:
                 problems=[problem("no header row found")],
             )
         self.skip_rows = index
-        self.header = [cell.strip() for cell in head[index]]
-        self._pending = head[index + 1 :]
-        self.width = max(len(r) for r in head[index:])
+        # Without a header row (options.columns), the first row is data.
+        given = list(column_names or ())
+        self.header = given or [cell.strip() for cell in head[index]]
+        self._pending = head[index:] if given else head[index + 1 :]
+        self.width = max([len(self.header), *(len(r) for r in head[index:])])
         self.header += [""] * (self.width - len(self.header))
 
     def _read_head(self) -> list[list[str]]:
