@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -34,8 +35,9 @@ from recon.errors import (
 from recon.fields import name_problem
 from recon.pagination import Page, paginate
 from recon.projects.models import Project
-from recon.sources.models import Source
+from recon.sources.models import Source, SourceProfile
 from recon.sources.parsing import IngestResult, Limits, UploadRejected, ingest_file
+from recon.sources.profiles import get_profile, merged
 from recon.storage import Storage
 
 CHUNK = 1024 * 1024
@@ -46,8 +48,19 @@ class Upload:
     stream: IO[bytes]
     filename: str
     name: str
-    mapping: dict[str, str] | None
+    mapping: dict[str, Any] | None
     options: dict[str, Any] | None
+    profile_id: int | None = None
+
+
+def settings_digest(mapping: dict[str, Any] | None, options: dict[str, Any] | None) -> str:
+    """SHA-256 of the mapping and options as given (key order and None values ignored)."""
+    given = {
+        "mapping": {k: v for k, v in (mapping or {}).items() if v is not None},
+        "options": {k: v for k, v in (options or {}).items() if v is not None},
+    }
+    text = json.dumps(given, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _copy_and_hash(stream: IO[bytes], dest: Path, max_bytes: int) -> tuple[str, int]:
@@ -63,15 +76,21 @@ def _copy_and_hash(stream: IO[bytes], dest: Path, max_bytes: int) -> tuple[str, 
     return digest.hexdigest(), size
 
 
-def _existing(session: SessionLike, project_id: int, sha256: str) -> Source | None:
+def _existing(session: SessionLike, project_id: int, sha256: str, settings: str) -> Source | None:
     return session.scalars(
-        select(Source).where(Source.project_id == project_id, Source.sha256 == sha256)
+        select(Source).where(
+            Source.project_id == project_id,
+            Source.sha256 == sha256,
+            Source.settings_sha256 == settings,
+        )
     ).first()
 
 
 def _duplicate(existing: Source) -> Conflict:
     return Conflict(
-        f"This file was uploaded already as source {existing.id} ({existing.name!r}).",
+        f"This file was uploaded already with the same mapping and options, as source "
+        f"{existing.id} ({existing.name!r}). Upload it with another mapping or options to "
+        "read it differently.",
         code="duplicate_source",
         existing_source_id=existing.id,
     )
@@ -156,24 +175,48 @@ def _create(
     limits: Limits | None,
     actor: Actor,
 ) -> Source:
+    profile = None
+    if upload.profile_id is not None:
+        profile = _profile(session, project, upload.profile_id)
+    mapping, options = merged(profile, upload.mapping, upload.options)
+    settings = settings_digest(mapping, options)
     with (
-        storage.temp_path(Path(upload.filename).suffix.lower()) as raw,
+        storage.temp_path(Path(upload.filename).suffix.lower()[:16]) as raw,
         storage.temp_path(".parquet") as parquet,
     ):
         sha256, size = _copy_and_hash(upload.stream, raw, max_bytes)
-        existing = _existing(session, project.id, sha256)
+        existing = _existing(session, project.id, sha256, settings)
         if existing is not None:
             raise _duplicate(existing)
         result = ingest_file(
             raw,
             parquet,
             filename=upload.filename,
-            mapping=upload.mapping,
-            options=upload.options,
+            mapping=mapping,
+            options=options,
             limits=limits,
             temp_dir=storage.tmp_dir,
         )
-        return _publish(session, storage, project, actor, upload, result, parquet, sha256, size)
+        digest = _Digest(sha256, settings, size, profile.id if profile else None)
+        return _publish(session, storage, project, actor, upload, result, parquet, digest)
+
+
+@dataclass(frozen=True)
+class _Digest:
+    sha256: str
+    settings: str
+    size: int
+    profile_id: int | None
+
+
+def _profile(session: SessionLike, project: Project, profile_id: int) -> SourceProfile:
+    try:
+        return get_profile(session=session, project=project, profile_id=profile_id)
+    except NotFound:
+        raise ValidationError(
+            f"Profile {profile_id} does not exist in this project.",
+            errors=[{"field": "profile_id", "message": f"no profile {profile_id} in this project"}],
+        ) from None
 
 
 def _publish(
@@ -184,8 +227,7 @@ def _publish(
     upload: Upload,
     result: IngestResult,
     parquet: Path,
-    sha256: str,
-    size: int,
+    digest: _Digest,
 ) -> Source:
     relative = storage.new_source_path(project.id)
     source = Source(
@@ -193,8 +235,14 @@ def _publish(
         name=upload.name,
         filename=upload.filename,
         format=result.detected_options.get("format", "csv"),
-        sha256=sha256,
-        size_bytes=size,
+        sha256=digest.sha256,
+        settings_sha256=digest.settings,
+        profile_id=digest.profile_id,
+        statements=result.statements,
+        skipped_lines=result.skipped_lines,
+        fields=result.fields,
+        has_key=result.has_key,
+        size_bytes=digest.size,
         row_count=result.row_count,
         path=relative,
         options=result.detected_options,
@@ -224,7 +272,7 @@ def _publish(
     except IntegrityError:
         session.rollback()
         storage.remove(relative)
-        existing = _existing(session, project.id, sha256)
+        existing = _existing(session, project.id, digest.sha256, digest.settings)
         if existing is None:
             raise
         raise _duplicate(existing) from None
@@ -235,7 +283,7 @@ def _publish(
     return source
 
 
-AUDITED = ("name", "filename", "sha256", "row_count", "sums")
+AUDITED = ("name", "filename", "sha256", "row_count", "sums", "profile_id")
 
 
 def _as_date(value: Any) -> Any:
