@@ -229,10 +229,7 @@ class Canonical(Problems):
     def _amount_sql(self) -> str:
         g, s = self.grammar, self.scale
         if "amount" in self.fields and "sign" in self.fields:
-            o = self.options
-            factor = sign_factor(
-                col(self.fields["sign"]), o.debit_values or (), o.credit_values or ()
-            )
+            factor = sign_factor(col(self.fields["sign"]), *self.sign_values)
             value = f"{g.value(col(self.fields['amount']), s)} * {factor}"
         elif "amount" in self.fields:
             value = g.value(col(self.fields["amount"]), s)

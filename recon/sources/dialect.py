@@ -243,14 +243,16 @@ def sample_records(text: str, delimiter: str, truncated: bool) -> list[list[str]
 
 
 def sniff_delimiter(text: str, truncated: bool) -> str:
-    """Return the delimiter whose rows have the most consistent width (ties: , ; tab |)."""
+    """Return the delimiter whose commonest row width covers the most fields (ties: , ; tab |)."""
     best, best_score = ",", (0, 0)
     for delimiter in DELIMITERS:
         widths = Counter(len(r) for r in sample_records(text, delimiter, truncated) if any(r))
         if not widths:
             continue
         width, count = max(widths.items(), key=lambda item: (item[1], item[0]))
-        score = (count, width) if width > 1 else (0, 0)
+        # Fields in the rows of the commonest width: a preamble or a balance footer split by
+        # a decimal comma must not outvote the table itself.
+        score = (count * width, count) if width > 1 else (0, 0)
         if score > best_score:
             best, best_score = delimiter, score
     return best

@@ -14,7 +14,7 @@ from recon.sources.rejections import UploadRejected, problem
 
 # Debit and credit indicators of the common exports, compared case-insensitively.
 DEBIT_VALUES = ("D", "DR", "DB", "DEBIT", "DBIT", "AF", "S", "SOLL", "-", "DEBET")
-CREDIT_VALUES = ("C", "CR", "CREDIT", "CRDT", "BIJ", "H", "HABEN", "+")
+CREDIT_VALUES = ("C", "CR", "CREDIT", "CRDT", "BIJ", "H", "HABEN", "+", "K", "KREDIT")
 QUOTES = ("strict", "lenient")
 EMPTY_AMOUNT = ("error", "skip")
 MAX_SKIP_FOOTER = 10_000

@@ -106,7 +106,7 @@ class _Checker:
 
     def check(self, row: int, record: Record) -> None:
         if record.amount is None or not record.amount.is_finite():
-            self.add(row, "amount", record.amount, "the record has no amount")
+            self.add(row, "amount", record.amount, "missing: the record has no amount")
         else:
             exponent = int(record.amount.as_tuple().exponent)
             decimals = max(0, -exponent)
@@ -119,7 +119,7 @@ class _Checker:
         if record.currency is not None and not is_iso_currency(record.currency):
             self.add(row, "currency", record.currency, "not an ISO 4217 currency code")
         if record.booking_date is None and record.value_date is None:
-            self.add(row, "date", None, "the record has neither a booking nor a value date")
+            self.add(row, "date", None, "missing: neither a booking nor a value date")
 
 
 def _batches(
@@ -216,8 +216,11 @@ def write_statements(
             problems=[problem(str(exc))],
         ) from exc
     if checker.total:
+        first = checker.problems[0]
         raise UploadRejected(
-            f"{checker.total} problem(s) in the {label} records; nothing was stored.",
+            f"{checker.total} problem(s) in the records of {label}, the first in record "
+            f"{first['row']}: {first['column']} {first['value']!r} is {first['message']}; "
+            "nothing was stored.",
             reason="bad_amount",
             problems=checker.problems,
             total=checker.total,
