@@ -21,9 +21,11 @@ ENCODINGS = {
     "utf-16": "utf-16",
     "latin-1": "latin-1",
     "latin1": "latin-1",
-    "iso-8859-1": "latin-1",
     "cp1252": "cp1252",
-    "windows-1252": "cp1252",
+    **{f"cp{n}": f"cp{n}" for n in range(1250, 1259)},
+    **{f"windows-{n}": f"cp{n}" for n in range(1250, 1259)},
+    **{f"iso-8859-{n}": f"iso8859_{n}" for n in (*range(1, 11), 13, 14, 15, 16)},
+    "iso-8859-1": "latin-1",
 }
 MAX_SKIP_ROWS = 10_000
 EXCEL_SERIAL = "excel"
@@ -114,7 +116,8 @@ def parse_options(raw: dict[str, Any] | None) -> Options:
     encoding = _text(raw, "encoding")
     if encoding is not None:
         if encoding.lower() not in ENCODINGS:
-            raise _reject(f"options.encoding must be one of {', '.join(ENCODINGS)}", "encoding")
+            names = "utf-8, utf-8-sig, utf-16, latin-1, cp1250 ... cp1258, iso-8859-1 ... 16"
+            raise _reject(f"options.encoding must be one of {names}", "encoding")
         encoding = ENCODINGS[encoding.lower()]
 
     decimal = _text(raw, "decimal")
