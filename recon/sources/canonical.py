@@ -61,6 +61,10 @@ class Canonical(Problems):
     scale: int = 2
     date_format: str | None = None
     dropped: set[int] = field(default_factory=set)
+    # How many columns the header (or options.columns) names; columns past it hold the
+    # values of rows longer than the header.
+    header_width: int | None = None
+    overflow: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.resolved.named:
@@ -123,6 +127,8 @@ class Canonical(Problems):
         lengths, rest = rest[: len(self.headers)], rest[len(self.headers) :]
         filled, (bad_currency, blank_dates, bad_signs) = rest[: len(unnamed)], rest[len(unnamed) :]
         self.dropped = {i for i, n in zip(unnamed, filled, strict=True) if n == 0}
+        width = self.header_width if self.header_width is not None else len(self.headers)
+        self.overflow = [i for i in unnamed if i >= width and i not in self.dropped]
         fractions = max((s[1] or 0) for s in amount_stats)
         self.scale = choose_scale(fractions)
 
@@ -134,6 +140,7 @@ class Canonical(Problems):
             or bad_currency
             or blank_dates
             or bad_signs
+            or (self.overflow and not self.options.ragged)
         )
         if has_problems:
             self.reject()
@@ -285,6 +292,15 @@ class Canonical(Problems):
             for name, i in self.resolved.named.items()
         )
 
+    def extra_columns(self) -> list[tuple[int, str]]:
+        """(index, name) of the other columns kept as text; a long row's values are extra_1..n."""
+        numbers = {i: k for k, i in enumerate(self.overflow, start=1)}
+        return [
+            (i, f"extra_{numbers[i]}" if i in numbers else name)
+            for i, name in self.resolved.extras
+            if i not in self.dropped
+        ]
+
     def select_sql(self) -> str:
         f = self.fields
         description = (
@@ -292,11 +308,7 @@ class Canonical(Problems):
             if "description" in f
             else "CAST(NULL AS VARCHAR)"
         )
-        extras = "".join(
-            f", {col(i)} AS {ident(name)}"
-            for i, name in self.resolved.extras
-            if i not in self.dropped
-        )
+        extras = "".join(f", {col(i)} AS {ident(name)}" for i, name in self.extra_columns())
         return (
             f"SELECT row, {self._key_sql()} AS key, "
             f"{self._amount_sql()} AS amount, {self._date_sql()} AS date, "

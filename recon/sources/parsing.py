@@ -77,6 +77,7 @@ class _Loaded:
     resolved: Resolved
     detected: dict[str, Any]
     skipped: list[dict[str, Any]]
+    width: int  # the columns the header names
 
 
 def ingest_file(
@@ -109,7 +110,9 @@ def ingest_file(
         )
         try:
             loaded = _load(con, src, kind, head, (wanted, named), opts, limits, Path(work))
-            canonical = Canonical(con, loaded.resolved, loaded.headers, opts, limits)
+            canonical = Canonical(
+                con, loaded.resolved, loaded.headers, opts, limits, header_width=loaded.width
+            )
             (count,) = canonical.one("SELECT count(*) FROM src")
             if not count:
                 raise UploadRejected(
@@ -147,7 +150,7 @@ def ingest_file(
         sums=summary.sums,
         min_date=summary.min_date,
         max_date=summary.max_date,
-        columns=[n for i, n in loaded.resolved.extras if i not in canonical.dropped],
+        columns=[name for _, name in canonical.extra_columns()],
         skipped_lines=loaded.skipped,
         fields=sorted(loaded.resolved.named),
         has_key=loaded.resolved.has_key,
@@ -258,7 +261,7 @@ def _load(
         "skip_rows": layout.skip_rows,
         "sheet": None,
     }
-    return _Loaded(headers, resolved, detected, skipped)
+    return _Loaded(headers, resolved, detected, skipped, len(names))
 
 
 def _check_width(width: int, limits: Limits) -> None:
@@ -367,4 +370,4 @@ def _load_xlsx(
         "skip_rows": sheet.skip_rows,
         "sheet": sheet.sheet_name,
     }
-    return _Loaded(sheet.header, resolved, detected, skipped)
+    return _Loaded(sheet.header, resolved, detected, skipped, sheet.named_width)

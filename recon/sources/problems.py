@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     import duckdb
 
     from recon.sources.amounts import AmountGrammar
-    from recon.sources.options import Limits
+    from recon.sources.options import Limits, Options
 
 # The reason reported when a file has problems of several kinds: the first present.
-PRIORITY = ("field_too_large", "bad_amount", "bad_date", "bad_currency")
+PRIORITY = ("field_too_large", "ragged_row", "bad_amount", "bad_date", "bad_currency")
 
 
 def col(index: int) -> str:
@@ -41,6 +41,8 @@ class Problems:
     grammar: AmountGrammar
     scale: int
     date_format: str | None
+    options: Options
+    overflow: list[int]
 
     @property
     def fields(self) -> dict[str, int]:
@@ -95,7 +97,8 @@ class Problems:
 
         def select(i: int, message: str, category: str, where: str = "true") -> str:
             return (
-                f"SELECT * FROM (SELECT row, {i} AS ord, {q(headers[i])} AS col, "
+                f"SELECT * FROM (SELECT row, {i} AS ord, {q(headers[i] or f'column {i + 1}')} "
+                "AS col, "
                 f"left({col(i)}, 201) AS value, {message} AS message, {q(category)} AS category "
                 f"FROM src WHERE {where}) WHERE message IS NOT NULL"
             )
@@ -127,6 +130,15 @@ class Problems:
                 f"THEN {q(f'too many digits: at most {digits} before the decimal mark')} END"
             )
             selects.append(select(i, message, "bad_amount"))
+        overflow = self.overflow
+        if overflow and not self.options.ragged:
+            width = overflow[0]
+            longer = f"coalesce({', '.join(col(i) for i in overflow)}) IS NOT NULL"
+            message = q(
+                f"the row has more fields than the header's {width}; set options.ragged to "
+                "keep the extra values as columns extra_1, extra_2, ..."
+            )
+            selects.append(select(overflow[0], message, "ragged_row", longer))
         sign = self.sign_problem_sql()
         if sign:
             i = self.fields.get("sign", self.fields.get("debit", 0))

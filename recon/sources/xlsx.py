@@ -121,6 +121,7 @@ class XlsxSheet:
         # Without a header row (options.columns), the first row is data.
         given = list(column_names or ())
         self.header = given or [cell.strip() for cell in head[index]]
+        self.named_width = len(self.header)
         self._pending = head[index:] if given else head[index + 1 :]
         self.width = max([len(self.header), *(len(r) for r in head[index:])])
         self.header += [""] * (self.width - len(self.header))
