@@ -54,7 +54,9 @@ def _string(raw: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _strings(raw: dict[str, Any], name: str, *, limit: int = 50) -> tuple[str, ...] | None:
+def _strings(
+    raw: dict[str, Any], name: str, *, limit: int = 50, allow_empty: bool = False
+) -> tuple[str, ...] | None:
     value = raw.get(name)
     if value is None:
         return None
@@ -62,9 +64,10 @@ def _strings(raw: dict[str, Any], name: str, *, limit: int = 50) -> tuple[str, .
         not isinstance(value, list)
         or not value
         or len(value) > limit
-        or not all(isinstance(v, str) and v.strip() for v in value)
+        or not all(isinstance(v, str) and (allow_empty or v.strip()) for v in value)
     ):
-        raise _reject(f"options.{name} must be a list of 1 to {limit} non-empty strings", name)
+        kind = "strings" if allow_empty else "non-empty strings"
+        raise _reject(f"options.{name} must be a list of 1 to {limit} {kind}", name)
     return tuple(v.strip() for v in value)
 
 
@@ -118,7 +121,8 @@ def parse_export_options(raw: dict[str, Any]) -> dict[str, Any]:
             "a value can not be both in debit_values and in credit_values", "debit_values"
         )
     header = _flag(raw, "header", True)
-    columns = _strings(raw, "columns", limit=MAX_COLUMNS_OPTION)
+    # An empty name leaves a column unnamed: map it by position ("#3") or leave it out.
+    columns = _strings(raw, "columns", limit=MAX_COLUMNS_OPTION, allow_empty=True)
     if not header and columns is None:
         raise _reject(
             "options.header false needs options.columns, the names of the columns", "columns"
@@ -128,7 +132,8 @@ def parse_export_options(raw: dict[str, Any]) -> dict[str, Any]:
             "options.columns names the columns of a file without a header (header: false)",
             "columns",
         )
-    if columns is not None and len({c.casefold() for c in columns}) != len(columns):
+    named = [c.casefold() for c in columns or () if c]
+    if len(set(named)) != len(named):
         raise _reject("options.columns must not repeat a name", "columns")
     skip_footer = raw.get("skip_footer")
     if skip_footer is not None and (
