@@ -106,11 +106,23 @@ def test_an_unsupported_format_names_what_recon_reads(tmp_path: Path) -> None:
         assert name in caught.value.detail
 
 
-def test_a_long_camt_statement_streams_in_bounded_memory(tmp_path: Path) -> None:
-    # Entries are dropped from the tree once read: what stays alive is iterparse's read-ahead
-    # (a few dozen entries), not the ~150,000 elements of the whole statement.
+def _alive_camt_elements() -> int:
     import gc
 
+    gc.collect()
+    return sum(
+        1
+        for o in gc.get_objects()
+        if type(o).__name__ == "Element" and o.tag.startswith("{urn:iso:std:iso:20022")
+    )
+
+
+@pytest.mark.parametrize("reader, bound", [("read", 10_000), ("read_iterparse", 2_000)])
+def test_a_long_camt_statement_streams_in_bounded_memory(
+    tmp_path: Path, reader: str, bound: int
+) -> None:
+    # The whole statement is ~150,000 elements; alive at any time are at most one batch of
+    # entries (the C path, BATCH_ENTRIES) or iterparse's read-ahead (a few dozen entries).
     from recon.sources.formats import camt
     from recon.sources.formats.statement import Statement
 
@@ -120,16 +132,40 @@ def test_a_long_camt_statement_streams_in_bounded_memory(tmp_path: Path) -> None
     path.write_text(head.replace(entry, entry * 10_000))
     statements: list[Statement] = []
     count = alive = 0
-    for count, _record in enumerate(camt.read(path, statements), start=1):
+    for count, _record in enumerate(getattr(camt, reader)(path, statements), start=1):
         if count == 9_000:
-            gc.collect()
-            alive = sum(
-                1
-                for o in gc.get_objects()
-                if type(o).__name__ == "Element" and o.tag.startswith("{urn:iso:std:iso:20022")
-            )
+            alive = _alive_camt_elements()
     assert count == 10_000 + 3  # the batch entry gives two records
-    assert 0 < alive < 2_000
+    assert 0 < alive < bound
+    assert statements[0].closing is not None
+
+
+def test_a_camt_document_with_a_namespace_prefix(tmp_path: Path) -> None:
+    import re
+
+    from recon.sources.formats import camt
+    from recon.sources.formats.statement import Statement
+
+    text = (BANKS / "camt053_v02_batch.xml").read_text()
+    text = re.sub(r"<(/?)(\w+)", r"<\1c:\2", text).replace("<c:?xml", "<?xml")
+    text = text.replace('xmlns="', 'xmlns:c="')
+    path = tmp_path / "prefixed.xml"
+    path.write_text(text)
+    statements: list[Statement] = []
+    records = list(camt.read(path, statements))
+    assert [r.key for r in records] == ["BANKREF-001", "BANKREF-002", "BATCH-77-1", "BATCH-77-2"]
+    assert statements[0].closing == Decimal("1302.25")
+
+
+def test_the_c_cut_and_iterparse_read_every_camt_file_alike() -> None:
+    from recon.sources.formats import camt
+    from recon.sources.formats.statement import Statement
+
+    for path in sorted(BANKS.glob("camt05*_v*.xml")):
+        fast: list[Statement] = []
+        slow: list[Statement] = []
+        assert list(camt.read(path, fast)) == list(camt.read_iterparse(path, slow)), path.name
+        assert fast == slow
 
 
 def upload(user, pid, data: bytes, filename: str, **form):

@@ -1,9 +1,12 @@
 """CAMT.053 / .052 / .054 (ISO 20022 bank-to-customer XML), any version from 001.02.
 
-Streamed with defusedxml's ``iterparse``: a DTD, entities and external
-references are refused before anything is read (XXE, "billion laughs"), and each
-entry is dropped from the tree once it is read, so memory stays flat however
-long the statement. Namespaces are ignored (every version names its own).
+Checked with defusedxml's ``iterparse`` first: a DTD, entities and external
+references are refused before anything is read (XXE, "billion laughs"). The
+entries are then read in batches parsed in C (``camt_chunks``: three times the
+speed of defusedxml's pure-Python parser), or, for documents that are not
+ASCII-compatible, through ``iterparse`` with each entry dropped from the tree once
+read; memory stays flat however long the statement either way. Namespaces are
+whatever the version names (looked up from each element's own).
 
 One record per ``Ntry``, or per ``TxDtls`` when an entry batches several
 transactions. Key: the bank's ``AcctSvcrRef`` (of the transaction, else of the
@@ -21,11 +24,13 @@ import xml.etree.ElementTree as ET  # noqa: S405 - only for the Element type and
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 
 import defusedxml
 from defusedxml.ElementTree import iterparse
 
+from recon.sources.formats.camt_chunks import check_prolog, pieces
 from recon.sources.formats.statement import FormatError, Record, Statement
 
 LABEL = "a CAMT (ISO 20022) statement"
@@ -51,13 +56,31 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+@lru_cache(maxsize=256)
+def _namespace(tag: str) -> str:
+    return tag[: tag.index("}") + 1] if tag[:1] == "{" else ""
+
+
+def _ns(elem: ET.Element) -> str:
+    """The ``{uri}`` prefix of the element's tag ('' without a namespace).
+
+    Children share it in every CAMT version, so lookups go through the C ``find``."""
+    return _namespace(elem.tag)
+
+
+@lru_cache(maxsize=1024)
+def _tags(ns: str, path: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(ns + name for name in path)
+
+
 def _find(elem: ET.Element, *path: str) -> ET.Element | None:
-    """The first descendant along ``path`` of local names, namespaces ignored."""
-    current: ET.Element | None = elem
-    for name in path:
-        if current is None:
+    """The first descendant along ``path`` of local names, in the element's namespace."""
+    current: ET.Element = elem
+    for tag in _tags(_namespace(elem.tag), path):
+        found = current.find(tag)
+        if found is None:
             return None
-        current = next((c for c in current if _local(c.tag) == name), None)
+        current = found
     return current
 
 
@@ -69,7 +92,7 @@ def _text(elem: ET.Element, *path: str) -> str | None:
 
 
 def _all(elem: ET.Element, name: str) -> list[ET.Element]:
-    return [c for c in elem if _local(c.tag) == name]
+    return elem.findall(_ns(elem) + name)
 
 
 def _amount(elem: ET.Element | None, where: str) -> tuple[Decimal | None, str | None]:
@@ -110,7 +133,7 @@ class _Reader:
         self.statements = statements
         self.interim: list[Decimal] = []
 
-    def start_statement(self, elem: ET.Element) -> None:
+    def start_statement(self) -> None:
         self.statements.append(Statement())
         self.interim = []
 
@@ -226,6 +249,32 @@ class _Reader:
 
 def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
     """Yield the records of every statement/report/notification, appending each statement."""
+    declaration = check_prolog(path)
+    if declaration is None:
+        yield from read_iterparse(path, statements)
+        return
+    reader = _Reader(statements)
+    current: Statement | None = None
+    for piece in pieces(path, declaration):
+        if piece.kind == "header":
+            reader.start_statement()
+            current = statements[-1]
+            if piece.element is not None:
+                reader.header(current, piece.element)
+                for balance in _all(piece.element, "Bal"):
+                    reader.balance(current, balance)
+        elif piece.kind == "entries" and piece.element is not None:
+            if current is None:
+                raise FormatError("an entry stands outside a statement")
+            for entry in piece.element:
+                yield from reader.entry(len(statements) - 1, entry)
+        elif piece.kind == "end" and current is not None:
+            reader.finish_statement(current)
+            current = None
+
+
+def read_iterparse(path: Path, statements: list[Statement]) -> Iterator[Record]:
+    """``read`` through defusedxml's iterparse alone: for documents the cutter can not follow."""
     reader = _Reader(statements)
     stack: list[ET.Element] = []
     current: Statement | None = None
@@ -244,7 +293,7 @@ def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
             if event == "start":
                 stack.append(elem)
                 if name in STATEMENT_TAGS and len(stack) > 1 and _local(stack[-2].tag) in ROOT_TAGS:
-                    reader.start_statement(elem)
+                    reader.start_statement()
                     current, header_done = statements[-1], False
                 continue
             stack.pop()
