@@ -41,8 +41,9 @@ def mt940(path: Path, records: int, seed: int) -> int:
             out.write(f":60F:{_mark(balance)}{day:%y%m%d}EUR{_swift(balance)}\n")
             for i, cents in enumerate(chunk):
                 ref = f"REF{start + i:09d}"
+                line = f"{day:%y%m%d}{day:%m%d}{_mark(cents)}{_swift(cents)}NTRF{ref}"
                 out.write(
-                    f":61:{day:%y%m%d}{day:%m%d}{_mark(cents)}{_swift(cents)}NTRF{ref}//B{start + i:012d}\n"
+                    f":61:{line}//B{start + i:012d}\n"
                     f":86:Payment {ref} invoice {start + i} customer {seed}\n"
                 )
                 balance += cents
