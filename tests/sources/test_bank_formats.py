@@ -227,3 +227,30 @@ def test_statement_files_refuse_options_and_a_mapping(analyst, project):
     bad = upload(analyst, project, data, "ing.sta", mapping={"key": "x"})
     assert bad.status_code == 422 and "mapping does not apply" in bad.get_json()["detail"]
     assert db.session.query(Source).count() == 0
+
+
+def test_the_command_line_reads_statement_files(tmp_path: Path, capsys) -> None:
+    from recon.engine.cli import main
+
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_text(
+        "Reference,Amount,Date\nBANKREF-001,250.00,2024-03-01\nBANKREF-002,-47.75,2024-03-01\n"
+    )
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"passes": [{"name": "exact", "match_on": ["key"]}]}))
+    status = main(
+        [
+            "reconcile",
+            str(BANKS / "camt053_v02_batch.xml"),
+            str(ledger),
+            "--rules",
+            str(rules),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert status == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["left"]["rows"] == 4
+    assert summary["left"]["by_status"]["matched"]["rows"] == 2
+    assert "matched" in capsys.readouterr().out
