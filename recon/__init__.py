@@ -142,11 +142,13 @@ def register_blueprints(app: Flask) -> None:
     from recon.jobs.views import blp as jobs
     from recon.projects.views import blp as projects
     from recon.review.views import blp as review
+    from recon.sources.profile_views import blp as profiles
     from recon.sources.views import blp as sources
     from recon.users.views import blp as users
 
     limits.install_converters(app)
-    for blueprint in (health, auth, users, projects, sources, jobs, review, analytics, audit):
+    blueprints = (health, auth, users, projects, sources, profiles, jobs, review, analytics, audit)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
     from recon import ratelimit
     from recon.jobs import tasks

@@ -116,6 +116,14 @@ class ServiceUnavailable(APIError):
     title = "Service unavailable"
 
 
+class InsufficientStorage(APIError):
+    """507: the server's disk (RECON_DATA_DIR) is full; nothing was stored."""
+
+    status = 507
+    code = "insufficient_storage"
+    title = "Insufficient storage"
+
+
 # --- HTTP form -----------------------------------------------------------------------------
 # Imported here, not at the top, so services can import the error classes without Flask.
 

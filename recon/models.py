@@ -5,7 +5,7 @@ from recon.auth.models import Token
 from recon.jobs.models import IdempotencyKey, Job, RuleSet
 from recon.projects.models import Membership, Project
 from recon.review.models import Comment, ManualMatch, ReconException
-from recon.sources.models import Source
+from recon.sources.models import Source, SourceProfile
 from recon.users.models import User
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ReconException",
     "RuleSet",
     "Source",
+    "SourceProfile",
     "Token",
     "User",
 ]

@@ -11,6 +11,7 @@ import pytest
 from recon.extensions import db
 from recon.projects.models import ProjectRole
 from recon.review.models import Approval, ApprovalKind, ManualMatch, ReconException
+from recon.sources.profiles import create_profile
 from recon.users.models import Role
 from tests.conftest import AuthClient
 
@@ -56,6 +57,11 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/api/projects/<int:pid>/sources/<int:sid>"): PROJECT_READ,
     ("DELETE", "/api/projects/<int:pid>/sources/<int:sid>"): PROJECT_WRITE,
     ("GET", "/api/projects/<int:pid>/sources/<int:sid>/rows"): PROJECT_READ,
+    ("GET", "/api/projects/<int:pid>/profiles"): PROJECT_READ,
+    ("POST", "/api/projects/<int:pid>/profiles"): PROJECT_WRITE,
+    ("GET", "/api/projects/<int:pid>/profiles/<int:prid>"): PROJECT_READ,
+    ("PATCH", "/api/projects/<int:pid>/profiles/<int:prid>"): PROJECT_WRITE,
+    ("DELETE", "/api/projects/<int:pid>/profiles/<int:prid>"): PROJECT_WRITE,
     ("GET", "/api/projects/<int:pid>/audit"): PROJECT_READ,
     ("GET", "/api/projects/<int:pid>/jobs"): PROJECT_READ,
     ("POST", "/api/projects/<int:pid>/jobs"): PROJECT_WRITE,
@@ -160,6 +166,7 @@ def _world(factory):
             "sid": factory.source(project, owner).id,
             "mid": match.id,
             "aid": approval.id,
+            "prid": create_profile(session=db.session, project=project, name="Bank CSV").id,
         },
     }
 

@@ -1,7 +1,7 @@
 """the state of a reconciliation: decisions, approvals, settings, sign-off
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 18:16:59.694107
 
 """
@@ -12,7 +12,7 @@ import recon.db_types  # noqa: F401  (autogenerate writes its column types)
 
 # revision identifiers, used by Alembic.
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

@@ -22,6 +22,7 @@ from recon.engine.sql import (
     diff_mask_sql,
     estimate_pairs,
     join_on,
+    rule_column,
 )
 
 BREAK_ORDER = "abs(diff), abs(ddays) NULLS LAST, lrow, rrow"
@@ -73,7 +74,7 @@ def run_breaks(
             ["break", "break"],
         )
         return 0
-    cols = [COLUMN[f] for f in break_on]
+    cols = [rule_column(f) for f in break_on]
     known = 0
     if settled is not None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE settled_breaks AS {settled}")

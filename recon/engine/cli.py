@@ -1,8 +1,9 @@
 """``recon reconcile LEFT RIGHT --rules R.json --out DIR``: the engine from the command line.
 
-LEFT and RIGHT are canonical Parquet files, or CSV/XLSX files read through
-the sources parser with ``--left-options/--right-options`` (a JSON object of
-parser options; a ``mapping`` key in it is passed as the column mapping).
+LEFT and RIGHT are canonical Parquet files, or CSV/XLSX exports or bank
+statement files (MT940, CAMT.05x, BAI2, OFX) read through the sources parser
+with ``--left-options/--right-options`` (a JSON object of parser options; a
+``mapping`` key in it is passed as the column mapping).
 Writes ``results.parquet`` and ``summary.json`` (and with ``--csv`` one CSV
 per status, the records joined with their canonical fields) under DIR and
 prints a summary table. Exit status 0 on success, 2 on bad input.
@@ -43,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "left",
         type=Path,
-        help="CSV or XLSX file (read through the sources parser) or canonical Parquet file",
+        help="CSV/XLSX export or bank statement (MT940, CAMT.052/.053/.054, BAI2, OFX/QFX), "
+        "read through the sources parser, or a canonical Parquet file",
     )
     rec.add_argument("right", type=Path, help="the other side, as LEFT")
     rec.add_argument("--rules", type=Path, required=True, help="rules JSON file")
@@ -89,7 +91,7 @@ def _canonical(path: Path, options: dict[str, Any], work: Path, side: str) -> Pa
         raise InputError(f"{side} file {path} does not exist")
     if path.suffix.lower() == ".parquet":
         return path
-    from recon.sources.parsing import ingest_file  # lazy: only CSV/XLSX inputs need it
+    from recon.sources.parsing import ingest_file  # lazy: only files to parse need it
 
     options = dict(options)
     mapping = options.pop("mapping", None)

@@ -5,7 +5,8 @@ compare, already normalised: ``row``, ``k`` (key trimmed and case-folded,
 NULL when empty), ``amt`` (amount at the common scale of both sides and the
 tolerances, so every comparison is exact), ``d`` (date), ``ccy`` (currency
 upper-cased, NULL when empty) and, only when a rule needs them, ``descr``
-(the original description) and ``nd`` (the normalised description).
+(the original description), ``nd`` (the normalised description) and ``f_<name>``
+for each extra field (the Parquet column ``fields.<name>``, normalised like keys).
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from recon import duckdb_conn
 from recon.engine.errors import EngineError
 from recon.engine.positions import RowIndex
 from recon.engine.rules import MAX_DECIMALS, Rules
+from recon.engine.sql import EXTRA_PREFIX
 
 REQUIRED = ("row", "key", "amount", "date", "currency", "description")
+# Extra fields (a source's mapping.fields) are Parquet columns with this prefix.
+FIELD_PREFIX = "fields."
 SPACES = " \\t\\n\\r\\x0b\\x0c"
 
 
@@ -92,6 +96,15 @@ def amount_scale(path: Path, side: str) -> int:
     raise EngineError(f"{side} source {path.name}: amount must be an exact decimal, not {amount}")
 
 
+def source_fields(path: Path) -> set[str]:
+    """The extra field names a canonical source carries (its ``fields.<name>`` columns)."""
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, pa.ArrowInvalid):
+        return set()  # amount_scale reports the unreadable file
+    return {n[len(FIELD_PREFIX) :] for n in names if n.startswith(FIELD_PREFIX)}
+
+
 def common_scale(left: int, right: int, rules: Rules) -> int:
     """The scale at which both sides and every absolute tolerance are exact."""
     scale = max(left, right, 2)
@@ -126,6 +139,9 @@ def load_side(
         extra += ", CAST(description AS VARCHAR) AS descr"
     if normalised:
         extra += ", nrm_text(CAST(description AS VARCHAR)) AS nd"
+    for field in rules.extra_fields:  # names validated as [a-z][a-z0-9_]*
+        extra += f', nrm_key(CAST("{FIELD_PREFIX}{field}" AS VARCHAR)) AS {EXTRA_PREFIX}{field}'
+
     try:
         con.execute(
             f"""CREATE TABLE {table} AS SELECT CAST("row" AS BIGINT) AS "row",

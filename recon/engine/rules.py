@@ -4,11 +4,19 @@ A rules document is ``{"passes": [pass, ...], "break_on": [field, ...]}``; a
 pass is ``{name, match_on, amount_tolerance?, date_window_days?,
 description_min_similarity?, cardinality?, action?}``. ``break_on`` defaults
 to ``["key"]``; ``[]`` turns breaks off.
+
+``match_on`` and ``break_on`` name canonical fields, or the extra fields the
+sources carry (a source's ``mapping.fields``: Parquet columns ``fields.<name>``,
+compared normalised like the key). ``validate_rules(rules, fields=...)`` names
+the extra fields available; ``fields=ANY_FIELD`` accepts any well-formed name
+(rule sets saved apart from sources; a job checks them against its sources).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,6 +36,17 @@ PASS_KEYS = {
     "action",
 }
 MAX_PASSES = 20
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class _AnyField:
+    """Accepts every well-formed extra field name (see validate_rules)."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(FIELD_NAME.match(name))
+
+
+ANY_FIELD: Collection[str] = _AnyField()  # type: ignore[assignment]
 MAX_DATE_WINDOW = 3660
 MAX_DECIMALS = 18
 # Tolerances have the digit limits of amounts (DECIMAL(38, 18) at most): 20 before the point.
@@ -56,6 +75,12 @@ class PassSpec:
 class Rules:
     passes: tuple[PassSpec, ...]
     break_on: tuple[str, ...]
+
+    @property
+    def extra_fields(self) -> list[str]:
+        """The non-canonical fields the rules compare, in first-use order."""
+        used = [f for p in self.passes for f in p.match_on] + list(self.break_on)
+        return list(dict.fromkeys(f for f in used if f not in FIELDS))
 
     @classmethod
     def from_normalised(cls, rules: dict[str, Any]) -> Rules:
@@ -117,17 +142,24 @@ class _Problems:
         self.items.append({"field": field, "message": message})
 
 
-def _fields(value: Any, where: str, problems: _Problems, *, allow_empty: bool) -> list[str]:
+def _known(extra: Collection[str]) -> str:
+    named = sorted(extra) if isinstance(extra, list | tuple | set | frozenset) else []
+    return ", ".join([*FIELDS, *named])
+
+
+def _fields(
+    value: Any, where: str, problems: _Problems, *, allow_empty: bool, extra: Collection[str]
+) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.add(where, f"must be a list of field names out of {', '.join(FIELDS)}")
+        problems.add(where, f"must be a list of field names out of {_known(extra)}")
         return []
     if not value and not allow_empty:
-        problems.add(where, f"needs at least one field to compare, out of {', '.join(FIELDS)}")
+        problems.add(where, f"needs at least one field to compare, out of {_known(extra)}")
     out: list[str] = []
     for i, name in enumerate(value):
         field = name.strip().lower()
-        if field not in FIELDS:
-            problems.add(f"{where}[{i}]", f"unknown field {name!r}; use one of {', '.join(FIELDS)}")
+        if field not in FIELDS and field not in extra:
+            problems.add(f"{where}[{i}]", f"unknown field {name!r}; use one of {_known(extra)}")
         elif field in out:
             problems.add(f"{where}[{i}]", f"field {name!r} is listed twice")
         else:
@@ -198,7 +230,9 @@ def _choice(
     return str(value)
 
 
-def _pass(raw: Any, i: int, names: set[str], problems: _Problems) -> dict[str, Any] | None:
+def _pass(
+    raw: Any, i: int, names: set[str], problems: _Problems, extra: Collection[str]
+) -> dict[str, Any] | None:
     where = f"passes[{i}]"
     if not isinstance(raw, dict):
         problems.add(where, "must be an object")
@@ -217,7 +251,9 @@ def _pass(raw: Any, i: int, names: set[str], problems: _Problems) -> dict[str, A
     names.add(name)
     if "match_on" not in raw:
         problems.add(f"{where}.match_on", "is required: the fields that must be equal")
-    match_on = _fields(raw.get("match_on", []), f"{where}.match_on", problems, allow_empty=False)
+    match_on = _fields(
+        raw.get("match_on", []), f"{where}.match_on", problems, allow_empty=False, extra=extra
+    )
     tolerance = _tolerance(raw.get("amount_tolerance"), f"{where}.amount_tolerance", problems)
     window = _int_setting(
         raw.get("date_window_days"), f"{where}.date_window_days", 0, MAX_DATE_WINDOW, problems
@@ -254,8 +290,11 @@ def _pass(raw: Any, i: int, names: set[str], problems: _Problems) -> dict[str, A
     }
 
 
-def validate_rules(rules: Any) -> dict[str, Any]:
-    """Return the normalised rules, or raise RulesError listing every problem."""
+def validate_rules(rules: Any, *, fields: Collection[str] = ()) -> dict[str, Any]:
+    """Return the normalised rules, or raise RulesError listing every problem.
+
+    ``fields`` are the extra field names the sources carry besides the canonical ones.
+    """
     problems = _Problems()
     if not isinstance(rules, dict):
         raise RulesError([{"field": "rules", "message": "must be an object with 'passes'"}])
@@ -270,10 +309,12 @@ def validate_rules(rules: Any) -> dict[str, Any]:
     else:
         names: set[str] = set()
         for i, raw in enumerate(raw_passes):
-            parsed = _pass(raw, i, names, problems)
+            parsed = _pass(raw, i, names, problems, fields)
             if parsed is not None:
                 passes.append(parsed)
-    break_on = _fields(rules.get("break_on", ["key"]), "break_on", problems, allow_empty=True)
+    break_on = _fields(
+        rules.get("break_on", ["key"]), "break_on", problems, allow_empty=True, extra=fields
+    )
     if problems.items:
         raise RulesError(problems.items)
     return {"passes": passes, "break_on": break_on}

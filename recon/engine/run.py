@@ -11,7 +11,14 @@ from typing import Any
 
 from recon.engine.breaks import run_breaks
 from recon.engine.errors import EngineCancelled, EngineError
-from recon.engine.load import Side, amount_scale, common_scale, connect, load_side
+from recon.engine.load import (
+    Side,
+    amount_scale,
+    common_scale,
+    connect,
+    load_side,
+    source_fields,
+)
 from recon.engine.passes import PassResult, run_group_pass, run_pair_pass
 from recon.engine.results import create_types, record_table_sql, write_results
 from recon.engine.rules import Rules, validate_rules
@@ -43,8 +50,10 @@ def run_reconciliation(
 ) -> dict[str, Any]:
     """Match left against right under rules, write the results Parquet, return the summary."""
     started = time.perf_counter()
-    spec = Rules.from_normalised(validate_rules(rules))
     left_path, right_path, out = Path(left), Path(right), Path(out_path)
+    # Rules may compare the extra fields both sources carry.
+    fields = source_fields(left_path) & source_fields(right_path)
+    spec = Rules.from_normalised(validate_rules(rules, fields=fields))
     for name, path in (("left", left_path), ("right", right_path)):
         if not path.is_file():
             raise EngineError(f"{name} source {path} does not exist")

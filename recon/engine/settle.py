@@ -21,7 +21,6 @@ import duckdb
 from recon.engine.load import Side, needs_descriptions
 from recon.engine.rules import PassSpec, Rules
 from recon.engine.sql import (
-    COLUMN,
     allowed_sql,
     amount_must_equal,
     confidence_sql,
@@ -29,6 +28,7 @@ from recon.engine.sql import (
     equality_columns,
     join_on,
     pair_filters,
+    rule_column,
 )
 
 PAIRS = "unique_pairs"
@@ -108,7 +108,7 @@ def settle_unique_keys(
     pidx = f"CASE {pidx} END" if lead else "NULL"
     brk = "false"
     if "key" in rules.break_on:
-        brk = join_on([COLUMN[f] for f in rules.break_on if f != "key"]) or "true"
+        brk = join_on([rule_column(f) for f in rules.break_on if f != "key"]) or "true"
     conf = " ".join(f"WHEN {i} THEN {_confidence(p, scale)}" for i, p in enumerate(lead))
     conf = f"CASE pidx {conf} END" if lead else "NULL"
     kept = "".join(f", e{i}, c{i}" for i in range(len(lead)))

@@ -16,6 +16,16 @@ from recon.engine.errors import EngineError
 from recon.engine.rules import PassSpec
 
 COLUMN = {"key": "k", "amount": "amt", "date": "d", "currency": "ccy", "description": "nd"}
+# An extra field (a source's mapping.fields, validated as [a-z][a-z0-9_]*) is loaded as
+# this column, normalised like the key.
+EXTRA_PREFIX = "f_"
+
+
+def rule_column(field: str) -> str:
+    """The side-table column a rule field is compared on (``k``, ``amt``, ``f_batch`` ...)."""
+    return COLUMN.get(field) or EXTRA_PREFIX + field
+
+
 CURRENCY_GUARD = "(l.ccy IS NULL OR r.ccy IS NULL OR l.ccy = r.ccy)"
 
 
@@ -26,7 +36,7 @@ def amount_must_equal(p: PassSpec) -> bool:
 
 def equality_columns(p: PassSpec, *, group: bool = False) -> list[str]:
     """Columns compared with '=' (hash-join keys): match_on, plus exact amount or date."""
-    cols = [COLUMN[f] for f in p.match_on]
+    cols = [rule_column(f) for f in p.match_on]
     if not group and amount_must_equal(p) and "amt" not in cols:
         cols.append("amt")
     if p.date_window == 0 and "d" not in cols:

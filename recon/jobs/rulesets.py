@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from recon.audit.service import SYSTEM, Actor, record
 from recon.db_types import SessionLike
 from recon.engine import validate_rules
+from recon.engine.rules import ANY_FIELD
 from recon.errors import NotFound
 from recon.jobs.models import RuleSet
 from recon.projects.models import Project
@@ -63,7 +64,8 @@ def save_ruleset(
 
     The rules are validated first: a rule set that could never run is refused.
     """
-    normalised = validate_rules(rules)
+    # Extra fields are checked against the sources when a job uses the rule set.
+    normalised = validate_rules(rules, fields=ANY_FIELD)
     current = session.scalar(
         select(func.max(RuleSet.version)).where(
             RuleSet.project_id == project.id, RuleSet.name == name

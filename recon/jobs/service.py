@@ -83,8 +83,8 @@ def create_job(
             "Left and right must be different sources.",
             errors=[{"field": "right_source_id", "message": "same as left_source_id"}],
         )
-    _source(session, project, left_source_id, "left_source_id")
-    _source(session, project, right_source_id, "right_source_id")
+    left = _source(session, project, left_source_id, "left_source_id")
+    right = _source(session, project, right_source_id, "right_source_id")
     ruleset = None
     if ruleset_id is not None:
         ruleset = get_ruleset(session=session, project=project, ruleset_id=ruleset_id)
@@ -94,7 +94,8 @@ def create_job(
             "Give rules or a ruleset_id.",
             errors=[{"field": "rules", "message": "rules or ruleset_id is required"}],
         )
-    normalised = validate_rules(rules)
+    normalised = validate_rules(rules, fields=set(left.fields) & set(right.fields))
+    _refuse_keyless(normalised, left, right)
     running = active_job_for_pair(
         session=session,
         project_id=project.id,
@@ -156,6 +157,33 @@ def create_job(
             job_id=job.id,
         ) from None
     return job
+
+
+def _refuse_keyless(rules: dict[str, Any], left: Source, right: Source) -> None:
+    """A pass or break_on on the key needs a key on both sides: refused naming the pass."""
+    keyless = [
+        f"{side} source {s.id} ({s.name!r})"
+        for side, s in (("left", left), ("right", right))
+        if not s.has_key
+    ]
+    passes = [(i, p["name"]) for i, p in enumerate(rules["passes"]) if "key" in p["match_on"]]
+    on_key = "key" in rules["break_on"]
+    if not keyless or not (passes or on_key):
+        return
+    errors = [
+        {"field": f"passes[{i}].match_on", "message": f"pass {name!r} matches on key"}
+        for i, name in passes
+    ]
+    if on_key:
+        errors.append({"field": "break_on", "message": "breaks are paired on key"})
+    what = ", ".join(f"pass {name!r}" for _, name in passes) or "break_on key"
+    raise ValidationError(
+        f"The {' and the '.join(keyless)} has no key column, so {what} can not run: match "
+        "on other fields (amount, date, a mapping.fields field), set break_on to [] or to "
+        "other fields, or upload the source with a key.",
+        code="source_has_no_key",
+        errors=errors,
+    )
 
 
 def _fail_unqueued(session: SessionLike, job: Job, error: str) -> None:

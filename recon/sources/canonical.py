@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from duckdb.sqltypes import VARCHAR
 
 from recon.sources import dates
 from recon.sources.amounts import (
@@ -26,18 +27,17 @@ from recon.sources.amounts import (
     ident,
     sql_string,
 )
-from recon.sources.mapping import Resolved
+from recon.sources.currencies import SYMBOL_CURRENCIES, iso_codes
+from recon.sources.export_options import CREDIT_VALUES, DEBIT_VALUES
+from recon.sources.mapping import Resolved, field_column
 from recon.sources.options import Limits, Options
+from recon.sources.problems import Problems, col
 from recon.sources.rejections import UploadRejected, problem
+from recon.sources.signs import debit_credit_problem, sign_factor, sign_problem
 
 SAMPLE_ROWS = 10_000
-CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP"}
+CURRENCY_SYMBOLS = SYMBOL_CURRENCIES
 # The reason reported when a file has problems of several kinds: the first present.
-PRIORITY = ("field_too_large", "bad_amount", "bad_date", "bad_currency")
-
-
-def col(index: int) -> str:
-    return f"c{index + 1}"
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Summary:
 
 
 @dataclass
-class Canonical:
+class Canonical(Problems):
     """The conversion of one loaded source; ``analyse`` first, then ``write``."""
 
     con: duckdb.DuckDBPyConnection
@@ -61,6 +61,19 @@ class Canonical:
     scale: int = 2
     date_format: str | None = None
     dropped: set[int] = field(default_factory=set)
+    # How many columns the header (or options.columns) names; columns past it hold the
+    # values of rows longer than the header.
+    header_width: int | None = None
+    overflow: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.resolved.named:
+            # Python's casefold for non-ASCII text, as the engine folds keys.
+            self.con.create_function("recon_casefold", lambda v: v.casefold(), [VARCHAR], VARCHAR)
+            self.con.execute(
+                "CREATE OR REPLACE MACRO recon_fold(x) AS CASE WHEN strlen(x) = length(x) "
+                "THEN lower(x) ELSE recon_casefold(x) END"
+            )
 
     @property
     def fields(self) -> dict[str, int]:
@@ -104,14 +117,18 @@ class Canonical:
         exprs += [f"count({col(i)})" for i in unnamed]
         exprs.append(f"sum(CAST(NOT ({self._currency_ok()}) AS INTEGER))")
         exprs.append(f"sum(CAST({self._date_blank()} AS INTEGER))")
+        sign = self.sign_problem_sql()
+        exprs.append(f"sum(CAST(({sign}) IS NOT NULL AS INTEGER))" if sign else "0")
         values = self.one(f"SELECT {', '.join(exprs)} FROM src")
 
         rest = list(values[1:])
         amount_stats = [rest[k : k + 2] for k in range(0, 2 * len(columns), 2)]
         rest = rest[2 * len(columns) :]
         lengths, rest = rest[: len(self.headers)], rest[len(self.headers) :]
-        filled, (bad_currency, blank_dates) = rest[: len(unnamed)], rest[len(unnamed) :]
+        filled, (bad_currency, blank_dates, bad_signs) = rest[: len(unnamed)], rest[len(unnamed) :]
         self.dropped = {i for i, n in zip(unnamed, filled, strict=True) if n == 0}
+        width = self.header_width if self.header_width is not None else len(self.headers)
+        self.overflow = [i for i in unnamed if i >= width and i not in self.dropped]
         fractions = max((s[1] or 0) for s in amount_stats)
         self.scale = choose_scale(fractions)
 
@@ -122,6 +139,8 @@ class Canonical:
             or any((n or 0) > self.limits.max_field_bytes for n in lengths)
             or bad_currency
             or blank_dates
+            or bad_signs
+            or (self.overflow and not self.options.ragged)
         )
         if has_problems:
             self.reject()
@@ -182,33 +201,6 @@ class Canonical:
                 problems=[problem(str(exc).split("\n")[0], column="date_format", value=fmt)],
             ) from exc
 
-    def _ambiguous(self, value: str, formats: tuple[str, str]) -> UploadRejected:
-        first, second = (f"try_strptime({value}, {sql_string(f)})" for f in formats)
-        differ = f"FROM src WHERE {first} <> {second}"
-        total = int(self.one(f"SELECT count(*) {differ}")[0])
-        header = self.headers[self.fields["date"]]
-        examples = self.con.execute(
-            f"SELECT row, {value} {differ} ORDER BY row LIMIT {min(10, self.limits.max_problems)}"
-        ).fetchall()
-        shown = ", ".join(v for _, v in examples[:3])
-        return UploadRejected(
-            f"The dates in column {header!r} can be read day-first or month-first "
-            f"(e.g. {shown}). Set options.date_format to {formats[0]!r} or {formats[1]!r}.",
-            reason="ambiguous_date",
-            problems=[
-                problem(
-                    f"ambiguous: {formats[0]} or {formats[1]}; set options.date_format",
-                    row=row,
-                    column=header,
-                    value=v,
-                )
-                for row, v in examples
-            ],
-            total=total,
-            date_formats=list(formats),
-            max_problems=self.limits.max_problems,
-        )
-
     # -- expressions ----------------------------------------------------------------
 
     def _currency_sql(self) -> str | None:
@@ -227,10 +219,9 @@ class Canonical:
         if index is None:
             return "true"
         symbols = "|".join(CURRENCY_SYMBOLS)
+        codes = "|".join(iso_codes())
         cell = col(index)
-        return (
-            f"({blank(cell)} OR regexp_full_match({cell}, '\\s*(?:[A-Za-z]{{3}}|{symbols})\\s*'))"
-        )
+        return f"({blank(cell)} OR regexp_full_match({cell}, '\\s*(?:{codes}|{symbols})\\s*', 'i'))"
 
     def _date_blank(self) -> str:
         index = self.fields.get("date")
@@ -244,7 +235,10 @@ class Canonical:
 
     def _amount_sql(self) -> str:
         g, s = self.grammar, self.scale
-        if "amount" in self.fields:
+        if "amount" in self.fields and "sign" in self.fields:
+            factor = sign_factor(col(self.fields["sign"]), *self.sign_values)
+            value = f"{g.value(col(self.fields['amount']), s)} * {factor}"
+        elif "amount" in self.fields:
             value = g.value(col(self.fields["amount"]), s)
         else:
             # An empty cell is 0; an invalid one stays NULL so the file is refused.
@@ -258,10 +252,54 @@ class Canonical:
 
     def _currency_output(self) -> str:
         currency = self._currency_sql()
+        whole_file = sql_string(self.options.currency) if self.options.currency else None
         if currency is not None:
-            return currency
+            return f"coalesce({currency}, {whole_file})" if whole_file else currency
         codes = [self.grammar.currency(col(i)) for i in self.amount_columns]
+        if whole_file:
+            codes.append(whole_file)
         return f"CAST(coalesce({', '.join(codes)}) AS VARCHAR)"
+
+    @property
+    def sign_values(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(debit, credit) indicators: the options', else the common exports' defaults."""
+        o = self.options
+        return o.debit_values or DEBIT_VALUES, o.credit_values or CREDIT_VALUES
+
+    def sign_problem_sql(self) -> str | None:
+        """SQL: why a row's sign is refused (sign column or debit/credit), NULL when fine."""
+        f = self.fields
+        if "sign" in f and "amount" in f:
+            return sign_problem(col(f["sign"]), col(f["amount"]), *self.sign_values)
+        if "debit" in f and "credit" in f and "amount" not in f:
+            return debit_credit_problem(col(f["debit"]), col(f["credit"]), self.grammar)
+        return None
+
+    def _key_sql(self) -> str:
+        f, o = self.fields, self.options
+        if o.key_pattern and "key_source" in f:
+            cell = f"trim({col(f['key_source'])})"
+            return f"coalesce(regexp_extract({cell}, {sql_string(o.key_pattern)}, 1), '')"
+        if "key" in f:
+            return f"coalesce(trim({col(f['key'])}), '')"
+        return "''"
+
+    def _named_fields_sql(self) -> str:
+        # Normalised like keys (trimmed, case-folded), so rules compare them as the engine
+        # compares keys; the column's original text stays among the other columns.
+        return "".join(
+            f", nullif(recon_fold(trim({col(i)})), '') AS {ident(field_column(name))}"
+            for name, i in self.resolved.named.items()
+        )
+
+    def extra_columns(self) -> list[tuple[int, str]]:
+        """(index, name) of the other columns kept as text; a long row's values are extra_1..n."""
+        numbers = {i: k for k, i in enumerate(self.overflow, start=1)}
+        return [
+            (i, f"extra_{numbers[i]}" if i in numbers else name)
+            for i, name in self.resolved.extras
+            if i not in self.dropped
+        ]
 
     def select_sql(self) -> str:
         f = self.fields
@@ -270,16 +308,12 @@ class Canonical:
             if "description" in f
             else "CAST(NULL AS VARCHAR)"
         )
-        extras = "".join(
-            f", {col(i)} AS {ident(name)}"
-            for i, name in self.resolved.extras
-            if i not in self.dropped
-        )
+        extras = "".join(f", {col(i)} AS {ident(name)}" for i, name in self.extra_columns())
         return (
-            f"SELECT row, coalesce(trim({col(f['key'])}), '') AS key, "
+            f"SELECT row, {self._key_sql()} AS key, "
             f"{self._amount_sql()} AS amount, {self._date_sql()} AS date, "
-            f"{self._currency_output()} AS currency, {description} AS description{extras} "
-            "FROM src"
+            f"{self._currency_output()} AS currency, {description} AS description"
+            f"{self._named_fields_sql()}{extras} FROM src"
         )
 
     # -- output -------------------------------------------------------------------
@@ -311,76 +345,3 @@ class Canonical:
         )
 
     # -- problems -----------------------------------------------------------------
-
-    def _problem_selects(self) -> list[str]:
-        g, headers, limit = self.grammar, self.headers, self.limits.max_field_bytes
-        q = sql_string
-
-        def select(i: int, message: str, category: str, where: str = "true") -> str:
-            return (
-                f"SELECT * FROM (SELECT row, {i} AS ord, {q(headers[i])} AS col, "
-                f"left({col(i)}, 201) AS value, {message} AS message, {q(category)} AS category "
-                f"FROM src WHERE {where}) WHERE message IS NOT NULL"
-            )
-
-        selects = [
-            select(
-                i,
-                f"'field is ' || strlen({col(i)}) || {q(f' bytes, over the limit of {limit}')}",
-                "field_too_large",
-                f"strlen({col(i)}) > {limit}",
-            )
-            for i in range(len(headers))
-        ]
-        example = "1,234.56" if g.decimal == "." else "1.234,56"
-        not_amount = (
-            f"not an amount with {g.decimal!r} as decimal mark "
-            f"(e.g. {example}, ({example}), -12{g.decimal}00, EUR 12)"
-        )
-        digits = MAX_PRECISION - self.scale
-        for i in self.amount_columns:
-            c = col(i)
-            empty = q("amount is empty") if "amount" in self.fields else "NULL"
-            message = (
-                f"CASE WHEN {blank(c)} THEN {empty} "
-                f"WHEN NOT coalesce({g.valid(c)}, false) THEN {q(not_amount)} "
-                f"WHEN {g.fraction_digits(c)} > {MAX_SCALE} "
-                f"THEN {q(f'more than {MAX_SCALE} decimal places')} "
-                f"WHEN {g.integer_digits(c)} > {digits} "
-                f"THEN {q(f'too many digits: at most {digits} before the decimal mark')} END"
-            )
-            selects.append(select(i, message, "bad_amount"))
-        if self.date_format is not None:
-            i = self.fields["date"]
-            wrong = f"not a date in the format {dates.describe(self.date_format)} (or yyyy-mm-dd)"
-            message = f"CASE WHEN {blank(col(i))} THEN {q('date is empty')} ELSE {q(wrong)} END"
-            selects.append(select(i, message, "bad_date", f"{self._date_sql()} IS NULL"))
-        if "currency" in self.fields:
-            i = self.fields["currency"]
-            message = q("not a three-letter ISO 4217 currency code")
-            selects.append(select(i, message, "bad_currency", f"NOT {self._currency_ok()}"))
-        return selects
-
-    def reject(self) -> None:
-        """Raise UploadRejected listing the first problems by row and the count of all."""
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE problems AS "
-            + " UNION ALL ".join(self._problem_selects())
-        )
-        counts = dict(
-            self.con.execute("SELECT category, count(*) FROM problems GROUP BY 1").fetchall()
-        )
-        rows = self.con.execute(
-            "SELECT row, col, value, message FROM problems ORDER BY row, ord "
-            f"LIMIT {self.limits.max_problems}"
-        ).fetchall()
-        total = sum(counts.values())
-        reason = next((r for r in PRIORITY if counts.get(r)), "bad_amount")
-        kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
-        raise UploadRejected(
-            f"{total} problem(s) in the file ({kinds}); nothing was stored.",
-            reason=reason,
-            problems=[problem(msg, row=row, column=c, value=v) for row, c, v, msg in rows],
-            total=total,
-            max_problems=self.limits.max_problems,
-        )

@@ -11,14 +11,18 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from charset_normalizer import from_bytes
 
 from recon.sources.options import DELIMITERS
 from recon.sources.rejections import UploadRejected, problem
 
 SAMPLE_BYTES = 1024 * 1024
+READABLE = "CSV, XLSX, MT940/MT942, CAMT.052/.053/.054 (ISO 20022), BAI2 and OFX/QFX"
 CHUNK_BYTES = 1024 * 1024
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
 # Signatures of files people upload by mistake, so the answer can say what it saw.
@@ -42,7 +46,7 @@ CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 def _format_error(what: str) -> UploadRejected:
     return UploadRejected(
-        f"The file is {what}, not a CSV or XLSX file.",
+        f"The file is {what}; recon reads {READABLE}.",
         reason="format",
         problems=[problem(f"unsupported file: {what}")],
     )
@@ -72,7 +76,7 @@ def sniff_format(path: Path, filename: str, head: bytes) -> str:
 
 
 # What zipfile raises on damaged or unsupported archives (a newer ZIP version included).
-ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError)
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, zlib.error, EOFError)
 
 
 def _is_xlsx(path: Path) -> bool:
@@ -88,19 +92,112 @@ def detect_encoding(path: Path, head: bytes, given: str | None) -> str:
     """Return the Python codec the file decodes with: the given one, or UTF-8 else cp1252."""
     if head.startswith(UTF16_BOMS):
         return "utf-16"
+    if given == "utf-16":
+        # Without a byte-order mark, decoding as UTF-16 turns other text into garbage
+        # (and lone surrogates that can not even be written back out).
+        detected = "utf-8" if _first_invalid_utf8(path) is None else "cp1252 or latin-1"
+        raise UploadRejected(
+            "The file is not UTF-16: it has no UTF-16 byte-order mark and reads as "
+            f"{detected}. Leave options.encoding out to detect it, or give that encoding.",
+            reason="encoding",
+            problems=[problem(f"not UTF-16 (reads as {detected})", column="encoding")],
+        )
     if given in ("utf-8", "utf-8-sig") or given is None:
         offset = _first_invalid_utf8(path)
         if offset is None:
             return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
         if given is not None:
+            line = _line_of(path, offset)
+            detected = detect_single_byte(path, head)
             raise UploadRejected(
-                f"The file is not valid {given}: the byte at offset {offset} does not decode. "
-                "Set options.encoding (latin-1 or cp1252) if the file comes from Excel on Windows.",
+                f"The file is not valid {given}: line {line} (byte {offset}) does not decode. "
+                f"It reads as {detected}: leave options.encoding out to use that, or give the "
+                "encoding the bank names.",
                 reason="encoding",
-                problems=[problem(f"invalid {given} byte at offset {offset}")],
+                problems=[
+                    problem(f"invalid {given} on line {line}; detected {detected}", row=line)
+                ],
+                detected_encoding=detected,
             )
-        return "cp1252" if _decodes(path, "cp1252") else "latin-1"
+        return detect_single_byte(path, head)
     return given
+
+
+# The single-byte code pages bank exports are written in (Western, Central and Eastern
+# European, Cyrillic, Greek, Turkish, Hebrew, Arabic, Baltic, Vietnamese).
+SINGLE_BYTE = (
+    "cp1252",
+    "cp1250",
+    "cp1251",
+    "cp1253",
+    "cp1254",
+    "cp1255",
+    "cp1256",
+    "cp1257",
+    "cp1258",
+    "latin_1",
+    "iso8859_2",
+    "iso8859_4",
+    "iso8859_5",
+    "iso8859_7",
+    "iso8859_9",
+    "iso8859_13",
+    "iso8859_15",
+)
+DETECTOR_CANDIDATES = 6
+
+
+def detect_single_byte(path: Path, head: bytes) -> str:
+    """Return the code page of a file that is not UTF-8, through charset-normalizer.
+
+    Among its best few candidates the one that makes the most non-ASCII characters
+    fewest stray symbols wins: it ranks cp1252 first for Polish cp1250 text ("Zap³ata"
+    has no mess for it), where "Zapłata" is plainly the right reading. The whole file
+    must decode.
+    A file with only ASCII in its first megabyte and the rest undecodable as UTF-8 gets
+    the detector's view of that first megabyte: cp1252 unless told otherwise.
+    """
+    matches = list(from_bytes(head, cp_isolation=list(SINGLE_BYTE), preemptive_behaviour=False))
+    # Fewest symbols a misreading leaves first, then the detector's language coherence,
+    # then Western European (French "crème" reads as "crčme" in cp1250, both plausible).
+    ranked = sorted(
+        enumerate(matches[:DETECTOR_CANDIDATES]),
+        key=lambda item: (
+            _suspicious(head, item[1].encoding),
+            -round(item[1].coherence, 2),
+            item[1].encoding != "cp1252",
+            item[0],
+        ),
+    )
+    for _, match in ranked:
+        encoding = match.encoding
+        if _decodes(path, encoding):
+            # Code pages that read this text the same are one answer: name the Western
+            # European one (the detector may say cp1250 for German, which reads alike).
+            if head.decode(encoding, "replace") == head.decode("cp1252", "replace"):
+                encoding = "cp1252" if _decodes(path, "cp1252") else encoding
+            return codecs.lookup(encoding).name
+    return "cp1252" if _decodes(path, "cp1252") else "latin-1"
+
+
+# Characters a wrong code page produces from letters (Polish "ł" read as cp1252 is "³"):
+# the Latin-1 symbol block less the symbols real text uses, and C1 controls.
+_SUSPICIOUS = frozenset(ch for ch in map(chr, range(0x80, 0xC0)) if ch not in "\u00a0«»£¥§°©®€±·")
+
+
+def _suspicious(head: bytes, encoding: str) -> int:
+    text = head.decode(encoding, errors="replace")
+    return sum(1 for ch in text if ch in _SUSPICIOUS or ch == "\ufffd")
+
+
+def _line_of(path: Path, offset: int) -> int:
+    """The 1-based line number of byte ``offset``."""
+    line, seen = 1, 0
+    with path.open("rb") as handle:
+        while seen < offset and (chunk := handle.read(min(CHUNK_BYTES, offset - seen))):
+            line += chunk.count(b"\n")
+            seen += len(chunk)
+    return line
 
 
 def _first_invalid_utf8(path: Path) -> int | None:
@@ -188,7 +285,8 @@ def to_utf8(path: Path, encoding: str, work_dir: Path, *, unify_newlines: bool =
                 out.write(chunk)
     except UnicodeDecodeError as exc:
         raise UploadRejected(
-            f"The file does not decode as {encoding}.",
+            f"The file does not decode as {encoding} ({exc.reason}); leave options.encoding "
+            "out to detect it.",
             reason="encoding",
             problems=[problem(f"invalid {encoding} data: {exc.reason}")],
         ) from exc
@@ -231,14 +329,16 @@ def sample_records(text: str, delimiter: str, truncated: bool) -> list[list[str]
 
 
 def sniff_delimiter(text: str, truncated: bool) -> str:
-    """Return the delimiter whose rows have the most consistent width (ties: , ; tab |)."""
+    """Return the delimiter whose commonest row width covers the most fields (ties: , ; tab |)."""
     best, best_score = ",", (0, 0)
     for delimiter in DELIMITERS:
         widths = Counter(len(r) for r in sample_records(text, delimiter, truncated) if any(r))
         if not widths:
             continue
         width, count = max(widths.items(), key=lambda item: (item[1], item[0]))
-        score = (count, width) if width > 1 else (0, 0)
+        # Fields in the rows of the commonest width: a preamble or a balance footer split by
+        # a decimal comma must not outvote the table itself.
+        score = (count * width, count) if width > 1 else (0, 0)
         if score > best_score:
             best, best_score = delimiter, score
     return best

@@ -6,110 +6,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from recon.sources.headers import SYNONYMS
 from recon.sources.options import Options
 from recon.sources.rejections import UploadRejected, problem
 
-# Recognised headers, most specific first: the first synonym present wins a field.
-# Compared after normalise(): accents, case, spaces, punctuation and "(...)" removed.
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "key": (
-        "reference",
-        "ref",
-        "transactionid",
-        "txnid",
-        "transactionreference",
-        "txnref",
-        "referencenumber",
-        "referenceno",
-        "refno",
-        "refnumber",
-        "bankreference",
-        "paymentid",
-        "paymentreference",
-        "invoice",
-        "invoiceno",
-        "invoicenumber",
-        "invoiceid",
-        "documentno",
-        "documentnumber",
-        "docno",
-        "orderid",
-        "externalid",
-        "id",
-        "key",
-        "referenz",
-        "belegnummer",
-        "referencia",
-    ),
-    "amount": (
-        "amount",
-        "value",
-        "amt",
-        "transactionamount",
-        "netamount",
-        "amountinclvat",
-        "sum",
-        "betrag",
-        "montant",
-        "importe",
-        "bedrag",
-    ),
-    "date": (
-        "date",
-        "transactiondate",
-        "txndate",
-        "bookingdate",
-        "postingdate",
-        "postdate",
-        "valuedate",
-        "entrydate",
-        "settlementdate",
-        "tradedate",
-        "documentdate",
-        "invoicedate",
-        "datum",
-        "buchungstag",
-        "buchungsdatum",
-        "valuta",
-        "wertstellung",
-        "fecha",
-    ),
-    "currency": (
-        "currency",
-        "ccy",
-        "cur",
-        "curr",
-        "currencycode",
-        "isocurrency",
-        "wahrung",
-        "devise",
-        "moneda",
-    ),
-    "description": (
-        "description",
-        "narrative",
-        "memo",
-        "details",
-        "detail",
-        "transactiondetails",
-        "narration",
-        "particulars",
-        "text",
-        "bookingtext",
-        "remarks",
-        "remark",
-        "payee",
-        "counterparty",
-        "desc",
-        "verwendungszweck",
-        "buchungstext",
-        "libelle",
-        "concepto",
-    ),
-    "debit": ("debit", "debitamount", "withdrawal", "withdrawals", "paidout", "moneyout", "dr"),
-    "credit": ("credit", "creditamount", "deposit", "deposits", "paidin", "moneyin", "cr"),
-}
-REQUIRED = ("key", "date")
+# Synonyms that only apply as a sign column beside one amount column.
+SIGN_FIELD = "sign"
+# The key is optional: a source without one uploads, and jobs that need it are refused.
+REQUIRED = ("date",)
 # Canonical output columns; an original header equal to one of them (ignoring case,
 # as DuckDB does) gets a suffix.
 RESERVED = ("row", "key", "amount", "date", "currency", "description")
@@ -131,9 +35,27 @@ class Resolved:
     fields: dict[str, int]
     used: dict[str, str | None]
     extras: list[tuple[int, str]]  # (index, output column name)
+    named: dict[str, int]  # mapping.fields: extra field name -> column index
+
+    @property
+    def has_key(self) -> bool:
+        return "key" in self.fields or "key_source" in self.fields
+
+
+POSITION = re.compile(r"^#(\d{1,4})$")
+FIELD_PREFIX = "fields."
+
+
+def field_column(name: str) -> str:
+    """The Parquet column of extra field ``name`` (``fields.batch``)."""
+    return FIELD_PREFIX + name
 
 
 def _find(headers: list[str], wanted: str) -> int | None:
+    position = POSITION.match(wanted)
+    if position:  # "#3": the third column, for exports whose header cell is empty
+        index = int(position.group(1)) - 1
+        return index if 0 <= index < len(headers) else None
     if wanted in headers:
         return headers.index(wanted)
     key = normalise(wanted)
@@ -141,7 +63,12 @@ def _find(headers: list[str], wanted: str) -> int | None:
     return matches[0] if matches else None
 
 
-def resolve(headers: list[str], mapping: dict[str, str | None], options: Options) -> Resolved:
+def resolve(
+    headers: list[str],
+    mapping: dict[str, str | None],
+    options: Options,
+    named: dict[str, str] | None = None,
+) -> Resolved:
     """Return which column feeds each canonical field; missing required fields are refused."""
     given = dict(mapping)
     if options.debit_column:
@@ -157,8 +84,22 @@ def resolve(headers: list[str], mapping: dict[str, str | None], options: Options
             missing.append(f"{field} (mapped to {header!r})")
         else:
             fields[field] = index
+    extra_named: dict[str, int] = {}
+    for name, header in (named or {}).items():
+        index = _find(headers, header)
+        if index is None:
+            missing.append(f"fields.{name} (mapped to {header!r})")
+        else:
+            extra_named[name] = index
+    if options.sign_column:
+        index = _find(headers, options.sign_column)
+        if index is None:
+            missing.append(f"the sign column (options.sign_column {options.sign_column!r})")
+        else:
+            fields["sign"] = index
     if missing:
         raise _missing(headers, missing, given)
+    _refuse_shared_columns(fields, headers)
 
     if "amount" in given and "debit" in given:
         raise UploadRejected(
@@ -183,22 +124,73 @@ def resolve(headers: list[str], mapping: dict[str, str | None], options: Options
         fields.pop("debit", None), fields.pop("credit", None)
     elif not ("debit" in fields and "credit" in fields):
         missing.append("amount (or debit and credit)")
+    if "amount" not in fields:
+        fields.pop(SIGN_FIELD, None)
+    _key_source(fields, headers, given, options, missing)
     missing.extend(f for f in REQUIRED if f not in fields and not (f == "date" and f in given))
     if missing:
         if not fields and _looks_like_data(headers):
             raise UploadRejected(
-                "The first row looks like data, not a header: the file needs a header row "
-                "naming its columns (or set options.skip_rows to where the header is).",
+                "The first row looks like data, not a header. If the file has no header row, "
+                'set options.header to false and name its columns, e.g. "columns": '
+                '["Date", "Reference", "Amount"].',
                 reason="no_header",
                 problems=[problem("row looks like data", row=0, value=", ".join(headers))],
             )
         raise _missing(headers, missing, given)
 
-    used: dict[str, str | None] = {f: headers[i] for f, i in fields.items()}
+    shown = {f: i for f, i in fields.items() if f not in (SIGN_FIELD, "key_source")}
+    used: dict[str, str | None] = {f: headers[i] for f, i in shown.items()}
     if "date" in given and given["date"] is None:
         used["date"] = None
-    canonical_columns = {i for f, i in fields.items() if f not in ("debit", "credit")}
-    return Resolved(fields, used, extra_columns(headers, canonical_columns))
+    if "key_source" in fields:
+        used["key"] = f"{options.key_pattern} in {headers[fields['key_source']]!r}"
+    canonical_columns = {i for f, i in shown.items() if f not in ("debit", "credit")}
+    return Resolved(fields, used, extra_columns(headers, canonical_columns), extra_named)
+
+
+def _key_source(
+    fields: dict[str, int],
+    headers: list[str],
+    given: dict[str, str | None],
+    options: Options,
+    missing: list[str],
+) -> None:
+    """With options.key_pattern, the column the key is extracted from (fields["key_source"])."""
+    if not options.key_pattern:
+        return
+    if options.key_from:
+        index = _find(headers, options.key_from)
+        if index is None:
+            missing.append(f"key (options.key_from {options.key_from!r})")
+            return
+    elif "key" in given:
+        index = fields["key"]
+    elif "description" in fields:
+        index = fields["description"]
+    else:
+        missing.append("key (options.key_pattern needs options.key_from or a description)")
+        return
+    if "key" not in given:
+        fields.pop("key", None)  # the pattern's key replaces a recognised one
+    fields["key_source"] = index
+
+
+def _refuse_shared_columns(fields: dict[str, int], headers: list[str]) -> None:
+    """One column feeds one field: mapping key and amount to the same column is a mistake."""
+    by_column: dict[int, list[str]] = {}
+    for field, index in fields.items():
+        by_column.setdefault(index, []).append(field)
+    for index, names in by_column.items():
+        if len(names) > 1:
+            raise UploadRejected(
+                f"The mapping sends column {headers[index]!r} to {' and '.join(names)}; "
+                "each field needs its own column.",
+                reason="bad_options",
+                problems=[
+                    problem(f"{', '.join(names)} all mapped to one column", column=headers[index])
+                ],
+            )
 
 
 def extra_columns(headers: list[str], canonical: set[int]) -> list[tuple[int, str]]:
@@ -209,6 +201,9 @@ def extra_columns(headers: list[str], canonical: set[int]) -> list[tuple[int, st
         if index in canonical:
             continue
         base = header or f"column_{index + 1}"
+        if base.casefold().startswith(FIELD_PREFIX):
+            # Only mapping.fields columns carry the prefix (the engine reads them as fields).
+            base = "_" + base
         name, suffix = base, 2
         while name.casefold() in seen:
             name, suffix = f"{base}_{suffix}", suffix + 1

@@ -1,6 +1,9 @@
-"""Turn an uploaded CSV or XLSX file into the canonical source Parquet.
+"""Turn an uploaded file into the canonical source Parquet.
 
-``ingest_file`` is the only entry point. The file is loaded as text into DuckDB
+``ingest_file`` is the only entry point. The format is sniffed from the content
+(``recon.sources.formats``): bank statements (MT940, CAMT, BAI2, OFX) go
+through their reader, CSV and XLSX through the table pipeline here. The file
+is loaded as text into DuckDB
 (``read_csv`` with every column VARCHAR, or openpyxl rows streamed as Arrow
 batches), checked and converted with set-based SQL, and written with ``COPY``.
 Amounts never become floats. Anything wrong with the file raises
@@ -28,12 +31,20 @@ from typing import Any
 import duckdb
 
 from recon.duckdb_conn import connect
-from recon.sources import dialect
+from recon.sources import dialect, formats
 from recon.sources.amounts import sql_string
 from recon.sources.canonical import Canonical, col
+from recon.sources.formats.statement import write_statements
 from recon.sources.mapping import Resolved, resolve
-from recon.sources.options import Limits, Options, parse_mapping, parse_options
+from recon.sources.options import (
+    Limits,
+    Options,
+    check_applicable,
+    parse_mapping_spec,
+    parse_options,
+)
 from recon.sources.rejections import UploadRejected, problem
+from recon.sources.table_rows import Table, create_records_view
 from recon.sources.xlsx import XlsxSheet
 
 __all__ = ["IngestResult", "Limits", "UploadRejected", "ingest_file"]
@@ -54,6 +65,10 @@ class IngestResult:
     min_date: str | None
     max_date: str | None
     columns: list[str] = field(default_factory=list)
+    statements: list[dict[str, Any]] = field(default_factory=list)
+    skipped_lines: list[dict[str, Any]] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)  # mapping.fields, as fields.<name> columns
+    has_key: bool = True
 
 
 @dataclass
@@ -61,6 +76,8 @@ class _Loaded:
     headers: list[str]
     resolved: Resolved
     detected: dict[str, Any]
+    skipped: list[dict[str, Any]]
+    width: int  # the columns the header names
 
 
 def ingest_file(
@@ -76,9 +93,15 @@ def ingest_file(
     """Write the canonical Parquet of an uploaded file to ``out_path`` and describe it."""
     limits = limits or Limits()
     opts = parse_options(options)
-    wanted = parse_mapping(mapping)
+    wanted, named = parse_mapping_spec(mapping)
     src, out = Path(src_path), Path(out_path)
+    head = dialect.read_head(src)
+    kind = formats.sniff(src, filename, head)
+    check_applicable(options, mapping, kind)
     partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
+    statement = formats.statement_format(kind)
+    if statement is not None:
+        return _ingest_statement(statement, src, out, partial, limits, temp_dir)
     with tempfile.TemporaryDirectory(prefix="recon-ingest-", dir=temp_dir) as work:
         con = connect(
             temp_directory=work,
@@ -86,8 +109,10 @@ def ingest_file(
             preserve_insertion_order=True,
         )
         try:
-            loaded = _load(con, src, filename, wanted, opts, limits, Path(work))
-            canonical = Canonical(con, loaded.resolved, loaded.headers, opts, limits)
+            loaded = _load(con, src, kind, head, (wanted, named), opts, limits, Path(work))
+            canonical = Canonical(
+                con, loaded.resolved, loaded.headers, opts, limits, header_width=loaded.width
+            )
             (count,) = canonical.one("SELECT count(*) FROM src")
             if not count:
                 raise UploadRejected(
@@ -110,6 +135,7 @@ def ingest_file(
             con.close()
     os.replace(partial, out)
     detected = {
+        **given_options(options),
         **loaded.detected,
         "decimal": canonical.grammar.decimal,
         "thousands": opts.thousands,
@@ -124,22 +150,71 @@ def ingest_file(
         sums=summary.sums,
         min_date=summary.min_date,
         max_date=summary.max_date,
-        columns=[n for i, n in loaded.resolved.extras if i not in canonical.dropped],
+        columns=[name for _, name in canonical.extra_columns()],
+        skipped_lines=loaded.skipped,
+        fields=sorted(loaded.resolved.named),
+        has_key=loaded.resolved.has_key,
     )
+
+
+def given_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options the upload gave (None values dropped), kept on the source as given."""
+    return {k: v for k, v in (options or {}).items() if v is not None}
+
+
+def _ingest_statement(
+    statement: formats.StatementFormat,
+    src: Path,
+    out: Path,
+    partial: Path,
+    limits: Limits,
+    temp_dir: str | Path | None,
+) -> IngestResult:
+    """Write the canonical Parquet of a bank statement file through its format's reader."""
+    with tempfile.TemporaryDirectory(prefix="recon-ingest-", dir=temp_dir) as work:
+        try:
+            result = write_statements(
+                statement.reader, src, partial, Path(work), label=statement.label, limits=limits
+            )
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    os.replace(partial, out)
+    return IngestResult(
+        row_count=result.row_count,
+        detected_options={"format": statement.name},
+        mapping=dict(STATEMENT_MAPPING),
+        schema=result.schema,
+        amount_scale=result.amount_scale,
+        sums=result.sums,
+        min_date=result.min_date,
+        max_date=result.max_date,
+        columns=result.columns,
+        statements=result.statements,
+    )
+
+
+# What a statement reader fills each canonical field from, for the source's description.
+STATEMENT_MAPPING = {
+    "key": "bank reference",
+    "amount": "signed amount",
+    "date": "booking date (else value date)",
+    "currency": "currency",
+    "description": "transaction text",
+}
 
 
 def _load(
     con: duckdb.DuckDBPyConnection,
     src: Path,
-    filename: str,
-    wanted: dict[str, str | None],
+    kind: str,
+    head: bytes,
+    wanted: tuple[dict[str, str | None], dict[str, str]],
     opts: Options,
     limits: Limits,
     work: Path,
 ) -> _Loaded:
     """Load the file into the view ``src(row, c1 .. cN)``; return its header and mapping."""
-    head = dialect.read_head(src)
-    kind = dialect.sniff_format(src, filename, head)
     if kind == "xlsx":
         return _load_xlsx(con, src, wanted, opts, limits)
     encoding = dialect.detect_encoding(src, head, opts.encoding)
@@ -151,27 +226,34 @@ def _load(
         delimiter=opts.delimiter,
         skip_rows=opts.skip_rows,
     )
-    _check_width(layout.width, limits)
-    headers = layout.header + [""] * (layout.width - len(layout.header))
-    resolved = resolve(headers, wanted, opts)
+    # Without a header row, the first record is data and the columns are named by options.
+    names = list(opts.columns) if opts.columns else layout.header
+    width = max(layout.width, len(names))
+    _check_width(width, limits)
+    headers = names + [""] * (width - len(names))
+    resolved = resolve(headers, wanted[0], opts, wanted[1])
+    header_lines = layout.skip_rows + (1 if opts.header else 0)
     mixed = dialect.mixed_newlines(text) or (truncated and dialect.file_mixes_newlines(src))
     utf8 = dialect.to_utf8(src, encoding, work, unify_newlines=mixed)
     line_limit = max(MIN_LINE_BYTES, LINE_LIMIT_FIELDS * limits.max_field_bytes)
     # DuckDB pads short rows only in its single-threaded reader: use it only when needed.
-    ragged = layout.ragged
-    columns = "{" + ", ".join(f"'{col(i)}': 'VARCHAR'" for i in range(layout.width)) + "}"
+    ragged = layout.ragged or width > layout.width
+    columns = "{" + ", ".join(f"'{col(i)}': 'VARCHAR'" for i in range(width)) + "}"
+    # quotes "lenient": DuckDB's non-strict mode reads quotes left unescaped inside fields.
+    strict = opts.quotes != "lenient"
     _create_raw(
         con,
         f"""read_csv({sql_string(str(utf8))}, delim={sql_string(layout.delimiter)},
-            quote='"', escape='"', header=false, skip={layout.skip_rows + 1},
+            quote='"', escape='"', header=false, skip={header_lines},
             columns={columns}, auto_detect=false, store_rejects=true, ignore_errors=true,
             max_line_size={line_limit}, buffer_size={4 * line_limit},
-            null_padding={ragged}, parallel={not ragged})""",
+            null_padding={ragged}, parallel={not ragged}, strict_mode={strict})""",
         headers,
         limits,
-        first_data_line=layout.skip_rows + 2,
+        first_data_line=header_lines + 1,
     )
-    _create_src(con, "rowid + 1 AS row, *", layout.width)
+    table = Table("rowid + 1", width, header_lines + 1, layout.delimiter)
+    skipped = create_records_view(con, table, resolved, opts)
     detected = {
         "format": "csv",
         "delimiter": layout.delimiter,
@@ -179,16 +261,7 @@ def _load(
         "skip_rows": layout.skip_rows,
         "sheet": None,
     }
-    return _Loaded(headers, resolved, detected)
-
-
-def _create_src(con: duckdb.DuckDBPyConnection, columns: str, width: int) -> None:
-    """CREATE VIEW src over raw without the rows whose cells are all empty."""
-    empty = f"coalesce({', '.join(col(i) for i in range(width))}) IS NULL"
-    (blank_rows,) = con.execute(f"SELECT count(*) FROM raw WHERE {empty}").fetchone() or (0,)
-    # Most files have no such rows: then every later scan is spared the filter.
-    where = f" WHERE NOT ({empty})" if blank_rows else ""
-    con.execute(f"CREATE VIEW src AS SELECT {columns} FROM raw{where}")
+    return _Loaded(headers, resolved, detected, skipped, len(names))
 
 
 def _check_width(width: int, limits: Limits) -> None:
@@ -258,14 +331,16 @@ def _csv_error(exc: duckdb.Error) -> UploadRejected:
 def _load_xlsx(
     con: duckdb.DuckDBPyConnection,
     src: Path,
-    wanted: dict[str, str | None],
+    wanted: tuple[dict[str, str | None], dict[str, str]],
     opts: Options,
     limits: Limits,
 ) -> _Loaded:
-    sheet = XlsxSheet(src, sheet=opts.sheet, skip_rows=opts.skip_rows, limits=limits)
+    sheet = XlsxSheet(
+        src, sheet=opts.sheet, skip_rows=opts.skip_rows, limits=limits, column_names=opts.columns
+    )
     try:
         _check_width(sheet.width, limits)
-        resolved = resolve(sheet.header, wanted, opts)
+        resolved = resolve(sheet.header, wanted[0], opts, wanted[1])
         stream = sheet.reader()
         con.register("xlsx_stream", stream)
         con.execute("CREATE TABLE raw AS SELECT * FROM xlsx_stream")
@@ -286,7 +361,8 @@ def _load_xlsx(
             total=sheet.rows_with_problems,
             max_problems=limits.max_problems,
         )
-    _create_src(con, "*", sheet.width)
+    first = sheet.skip_rows + (1 if opts.columns is None else 0) + 1
+    skipped = create_records_view(con, Table("row", sheet.width, first, " | "), resolved, opts)
     detected = {
         "format": "xlsx",
         "delimiter": None,
@@ -294,4 +370,4 @@ def _load_xlsx(
         "skip_rows": sheet.skip_rows,
         "sheet": sheet.sheet_name,
     }
-    return _Loaded(sheet.header, resolved, detected)
+    return _Loaded(sheet.header, resolved, detected, skipped, sheet.named_width)

@@ -23,6 +23,8 @@ REASONS = frozenset(
         "field_too_large",
         "encoding",
         "bad_options",
+        "ragged_row",
+        "disk_full",
     }
 )
 

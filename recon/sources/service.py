@@ -7,13 +7,17 @@ into place inside one transaction. Any rejection leaves no row and no file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
+import duckdb
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -21,11 +25,19 @@ from instrumentation import db_query_timer, record_upload_rejected
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.db_types import SessionLike
 from recon.duckdb_conn import connect
-from recon.errors import Conflict, NotFound, PayloadTooLarge
+from recon.errors import (
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    ValidationError,
+)
+from recon.fields import name_problem
 from recon.pagination import Page, paginate
 from recon.projects.models import Project
-from recon.sources.models import Source
+from recon.sources.models import Source, SourceProfile
 from recon.sources.parsing import IngestResult, Limits, UploadRejected, ingest_file
+from recon.sources.profiles import get_profile, merged
 from recon.storage import Storage
 
 CHUNK = 1024 * 1024
@@ -36,8 +48,19 @@ class Upload:
     stream: IO[bytes]
     filename: str
     name: str
-    mapping: dict[str, str] | None
+    mapping: dict[str, Any] | None
     options: dict[str, Any] | None
+    profile_id: int | None = None
+
+
+def settings_digest(mapping: dict[str, Any] | None, options: dict[str, Any] | None) -> str:
+    """SHA-256 of the mapping and options as given (key order and None values ignored)."""
+    given = {
+        "mapping": {k: v for k, v in (mapping or {}).items() if v is not None},
+        "options": {k: v for k, v in (options or {}).items() if v is not None},
+    }
+    text = json.dumps(given, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _copy_and_hash(stream: IO[bytes], dest: Path, max_bytes: int) -> tuple[str, int]:
@@ -53,15 +76,21 @@ def _copy_and_hash(stream: IO[bytes], dest: Path, max_bytes: int) -> tuple[str, 
     return digest.hexdigest(), size
 
 
-def _existing(session: SessionLike, project_id: int, sha256: str) -> Source | None:
+def _existing(session: SessionLike, project_id: int, sha256: str, settings: str) -> Source | None:
     return session.scalars(
-        select(Source).where(Source.project_id == project_id, Source.sha256 == sha256)
+        select(Source).where(
+            Source.project_id == project_id,
+            Source.sha256 == sha256,
+            Source.settings_sha256 == settings,
+        )
     ).first()
 
 
 def _duplicate(existing: Source) -> Conflict:
     return Conflict(
-        f"This file was uploaded already as source {existing.id} ({existing.name!r}).",
+        f"This file was uploaded already with the same mapping and options, as source "
+        f"{existing.id} ({existing.name!r}). Upload it with another mapping or options to "
+        "read it differently.",
         code="duplicate_source",
         existing_source_id=existing.id,
     )
@@ -78,8 +107,10 @@ def create_source(
     actor: Actor = SYSTEM,
 ) -> Source:
     """Return the new source built from ``upload``; raise on any problem, storing nothing."""
+    _check_names(upload)
     try:
-        return _create(session, storage, project, upload, max_bytes, limits, actor)
+        with _disk_full_is_507():
+            return _create(session, storage, project, upload, max_bytes, limits, actor)
     except UploadRejected as exc:
         record_upload_rejected(exc.reason)
         raise
@@ -89,6 +120,50 @@ def create_source(
     except Conflict:
         record_upload_rejected("duplicate")
         raise
+    except InsufficientStorage:
+        record_upload_rejected("disk_full")
+        raise
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _disk_full_is_507() -> Iterator[None]:
+    """Turn "no space left" from any writer (Python, DuckDB, Arrow) into a 507."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL and "No space left on device" not in str(exc):
+            raise
+        raise _disk_full() from exc
+    except duckdb.Error as exc:
+        if "No space left on device" not in str(exc) and "Disk quota exceeded" not in str(exc):
+            raise
+        raise _disk_full() from exc
+
+
+def _disk_full() -> InsufficientStorage:
+    return InsufficientStorage(
+        "The server's data directory is full; the upload was not stored. "
+        "Try again once an operator has freed space."
+    )
+
+
+MAX_FILENAME_CHARS = 255
+
+
+def _check_names(upload: Upload) -> None:
+    """Names are shown to other people: refuse NUL, control and bidi characters in them."""
+    errors = []
+    for field, value in (("name", upload.name), ("file", upload.filename)):
+        why = name_problem(value)
+        if why is None and len(value) > MAX_FILENAME_CHARS:
+            why = f"At most {MAX_FILENAME_CHARS} characters."
+        if why:
+            errors.append({"field": field, "message": why})
+    if errors:
+        raise ValidationError("Some fields are invalid; see errors.", errors=errors)
 
 
 def _create(
@@ -100,24 +175,48 @@ def _create(
     limits: Limits | None,
     actor: Actor,
 ) -> Source:
+    profile = None
+    if upload.profile_id is not None:
+        profile = _profile(session, project, upload.profile_id)
+    mapping, options = merged(profile, upload.mapping, upload.options)
+    settings = settings_digest(mapping, options)
     with (
-        storage.temp_path(Path(upload.filename).suffix.lower()) as raw,
+        storage.temp_path(Path(upload.filename).suffix.lower()[:16]) as raw,
         storage.temp_path(".parquet") as parquet,
     ):
         sha256, size = _copy_and_hash(upload.stream, raw, max_bytes)
-        existing = _existing(session, project.id, sha256)
+        existing = _existing(session, project.id, sha256, settings)
         if existing is not None:
             raise _duplicate(existing)
         result = ingest_file(
             raw,
             parquet,
             filename=upload.filename,
-            mapping=upload.mapping,
-            options=upload.options,
+            mapping=mapping,
+            options=options,
             limits=limits,
             temp_dir=storage.tmp_dir,
         )
-        return _publish(session, storage, project, actor, upload, result, parquet, sha256, size)
+        digest = _Digest(sha256, settings, size, profile.id if profile else None)
+        return _publish(session, storage, project, actor, upload, result, parquet, digest)
+
+
+@dataclass(frozen=True)
+class _Digest:
+    sha256: str
+    settings: str
+    size: int
+    profile_id: int | None
+
+
+def _profile(session: SessionLike, project: Project, profile_id: int) -> SourceProfile:
+    try:
+        return get_profile(session=session, project=project, profile_id=profile_id)
+    except NotFound:
+        raise ValidationError(
+            f"Profile {profile_id} does not exist in this project.",
+            errors=[{"field": "profile_id", "message": f"no profile {profile_id} in this project"}],
+        ) from None
 
 
 def _publish(
@@ -128,8 +227,7 @@ def _publish(
     upload: Upload,
     result: IngestResult,
     parquet: Path,
-    sha256: str,
-    size: int,
+    digest: _Digest,
 ) -> Source:
     relative = storage.new_source_path(project.id)
     source = Source(
@@ -137,8 +235,14 @@ def _publish(
         name=upload.name,
         filename=upload.filename,
         format=result.detected_options.get("format", "csv"),
-        sha256=sha256,
-        size_bytes=size,
+        sha256=digest.sha256,
+        settings_sha256=digest.settings,
+        profile_id=digest.profile_id,
+        statements=result.statements,
+        skipped_lines=result.skipped_lines,
+        fields=result.fields,
+        has_key=result.has_key,
+        size_bytes=digest.size,
         row_count=result.row_count,
         path=relative,
         options=result.detected_options,
@@ -168,7 +272,7 @@ def _publish(
     except IntegrityError:
         session.rollback()
         storage.remove(relative)
-        existing = _existing(session, project.id, sha256)
+        existing = _existing(session, project.id, digest.sha256, digest.settings)
         if existing is None:
             raise
         raise _duplicate(existing) from None
@@ -179,7 +283,7 @@ def _publish(
     return source
 
 
-AUDITED = ("name", "filename", "sha256", "row_count", "sums")
+AUDITED = ("name", "filename", "sha256", "row_count", "sums", "profile_id")
 
 
 def _as_date(value: Any) -> Any:

@@ -63,10 +63,14 @@ class Sources(MethodView):
     @blp.arguments(SourceUploadSchema, location="files")
     @blp.response(201, SourceSchema)
     def post(self, form: dict[str, Any], pid: int) -> Any:
-        """Upload a CSV or XLSX file; it is parsed, checked and stored as canonical Parquet.
+        """Upload a file (CSV, XLSX, MT940, CAMT.053, BAI2, OFX); it is parsed, checked and
+        stored as canonical Parquet.
 
         A rejected file stores nothing: 413 over RECON_MAX_UPLOAD_MB, 422 with up to 50
-        row problems, 409 when the same bytes are already a source of this project.
+        row problems, 409 when the same bytes with the same mapping and options are already
+        a source of this project, 507 when the server's disk is full. Statement files report
+        each statement's balances (``statements``); left-out lines are in ``skipped_lines``.
+        With curl, send JSON with ``--form-string`` (``-F`` treats ``;`` specially).
         """
         file = form["file"]
         upload = Upload(
@@ -75,6 +79,7 @@ class Sources(MethodView):
             name=form["name"],
             mapping=form["mapping"],
             options=form["options"],
+            profile_id=form["profile_id"],
         )
         return create_source(
             session=db.session,

@@ -27,6 +27,7 @@ from openpyxl import load_workbook
 from recon.sources.dialect import ZIP_ERRORS, locate_header
 from recon.sources.options import Limits
 from recon.sources.rejections import Problem, UploadRejected, problem
+from recon.sources.xlsx_guard import check_workbook
 
 _calamine: Any
 try:
@@ -84,12 +85,13 @@ class XlsxSheet:
         skip_rows: int | None,
         limits: Limits,
         reader: str = DEFAULT_READER,
+        column_names: tuple[str, ...] | None = None,
     ) -> None:
         self.limits = limits
         self.problems: list[Problem] = []
         self.rows_with_problems = 0
         self.failure: str | None = None
-        _check_expansion(path, limits)
+        _check_expansion(path, limits, sheet)
         # A file object, not the path: openpyxl refuses paths without an .xlsx suffix.
         self._handle = path.open("rb")
         self._workbook: Any = None
@@ -116,9 +118,12 @@ class XlsxSheet:
                 problems=[problem("no header row found")],
             )
         self.skip_rows = index
-        self.header = [cell.strip() for cell in head[index]]
-        self._pending = head[index + 1 :]
-        self.width = max(len(r) for r in head[index:])
+        # Without a header row (options.columns), the first row is data.
+        given = list(column_names or ())
+        self.header = given or [cell.strip() for cell in head[index]]
+        self.named_width = len(self.header)
+        self._pending = head[index:] if given else head[index + 1 :]
+        self.width = max([len(self.header), *(len(r) for r in head[index:])])
         self.header += [""] * (self.width - len(self.header))
 
     def _read_head(self) -> list[list[str]]:
@@ -252,13 +257,15 @@ def _pick_sheet(names: list[str], wanted: str | int | None) -> str:
     )
 
 
-def _check_expansion(path: Path, limits: Limits) -> None:
+def _check_expansion(path: Path, limits: Limits, sheet: str | int | None) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             expanded = sum(info.file_size for info in archive.infolist())
+            if expanded > limits.max_xlsx_expanded_bytes:
+                raise _format_error(
+                    f"it expands to {expanded} bytes, over the limit of "
+                    f"{limits.max_xlsx_expanded_bytes}"
+                )
+            check_workbook(archive, sheet, limits)
     except ZIP_ERRORS as exc:
         raise _format_error("not a valid ZIP container") from exc
-    if expanded > limits.max_xlsx_expanded_bytes:
-        raise _format_error(
-            f"it expands to {expanded} bytes, over the limit of {limits.max_xlsx_expanded_bytes}"
-        )

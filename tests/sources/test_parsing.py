@@ -116,15 +116,24 @@ def test_source_without_dates_when_mapping_says_so(tmp_path: Path) -> None:
 
 
 def test_debit_credit_columns_named_in_options(tmp_path: Path) -> None:
-    content = "Ref,When,Out,In\nA,2024-01-01,10.00,\nB,2024-01-02,,2.5\nC,2024-01-03,1,1\n"
+    content = "Ref,When,Out,In\nA,2024-01-01,10.00,\nB,2024-01-02,,2.5\nC,2024-01-03,0.00,1\n"
     result = ingest(
         tmp_path,
         content,
         options={"debit_column": "Out", "credit_column": "In"},
         mapping={"date": "When"},
     )
-    assert [r[2] for r in rows(tmp_path)] == [Decimal("-10.00"), Decimal("2.50"), Decimal("0.00")]
-    assert result.sums == {"": "-7.50"}
+    assert [r[2] for r in rows(tmp_path)] == [Decimal("-10.00"), Decimal("2.50"), Decimal("1.00")]
+    assert result.sums == {"": "-6.50"}
+    # A debit and a credit on one row (DESIGN 15): refused, never netted silently.
+    with pytest.raises(UploadRejected) as caught:
+        ingest(
+            tmp_path,
+            content.replace("0.00,1", "1,1"),
+            options={"debit_column": "Out", "credit_column": "In"},
+            mapping={"date": "When"},
+        )
+    assert caught.value.errors[0]["message"] == "the row has both a debit and a credit"
 
 
 def test_invalid_credit_is_refused_not_read_as_zero(tmp_path: Path) -> None:

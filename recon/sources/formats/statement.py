@@ -1,0 +1,283 @@
+"""What every bank-statement reader produces, and how it becomes the canonical Parquet.
+
+A reader (one module per format) yields ``Record``s in file order and appends
+a ``Statement`` to the list it is given whenever a new statement starts; each
+record names the index of its statement. ``write_statements`` turns that
+stream into canonical Arrow batches, writes them, and checks every statement's
+balance: opening + records = closing is a warning (``balanced: false``), never
+a refusal, because real files and the parsers' own test files don't always
+balance and the records are still what the bank sent.
+
+The amounts arrive as exact ``Decimal``s; the Parquet's amount scale is the
+most decimals seen (at least 2), so a first pass writes the amounts as text
+and DuckDB casts them once the scale is known.
+"""
+
+# ruff: noqa: S608 - SQL here names our own temporary files, quoted by sql_string()
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recon.duckdb_conn import connect
+from recon.sources.amounts import MAX_PRECISION, MAX_SCALE, choose_scale, sql_string
+from recon.sources.currencies import is_iso_currency
+from recon.sources.options import Limits
+from recon.sources.rejections import Problem, UploadRejected, problem
+
+BATCH_ROWS = 10_000
+# The text columns every statement source carries besides the canonical ones.
+EXTRA_COLUMNS = ("booking_date", "value_date", "reference", "type", "account", "statement")
+
+
+class FormatError(Exception):
+    """The file is of a statement format but can not be read; the message is for a person."""
+
+
+@dataclass
+class Statement:
+    """One statement of a file: its account and id, and the balances the bank gave."""
+
+    account: str | None = None
+    id: str | None = None
+    currency: str | None = None
+    opening: Decimal | None = None
+    closing: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One booked transaction as the bank reported it (amount signed, + is money in)."""
+
+    statement: int
+    key: str | None
+    amount: Decimal | None
+    currency: str | None
+    booking_date: date | None
+    value_date: date | None
+    description: str | None = None
+    reference: str | None = None
+    type: str | None = None
+
+
+Reader = Callable[[Path, list[Statement]], Iterator[Record]]
+
+
+@dataclass
+class StatementResult:
+    row_count: int
+    amount_scale: int
+    sums: dict[str, str]
+    min_date: str | None
+    max_date: str | None
+    statements: list[dict[str, Any]]
+    schema: list[dict[str, str]]
+    columns: list[str] = field(default_factory=lambda: list(EXTRA_COLUMNS))
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+class _Checker:
+    """Row problems of the records (at most ``max_problems`` kept, all counted)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.problems: list[Problem] = []
+        self.total = 0
+        self.scale = 0
+
+    def add(self, row: int, column: str, value: Any, message: str) -> None:
+        self.total += 1
+        if len(self.problems) < self.limits.max_problems:
+            self.problems.append(problem(message, row=row, column=column, value=value))
+
+    def check(self, row: int, record: Record) -> None:
+        if record.amount is None or not record.amount.is_finite():
+            self.add(row, "amount", record.amount, "missing: the record has no amount")
+        else:
+            exponent = int(record.amount.as_tuple().exponent)
+            decimals = max(0, -exponent)
+            digits = len(record.amount.as_tuple().digits) - decimals
+            if decimals > MAX_SCALE:
+                self.add(row, "amount", record.amount, f"more than {MAX_SCALE} decimal places")
+            elif digits > MAX_PRECISION - MAX_SCALE:
+                self.add(row, "amount", record.amount, "too many digits")
+            self.scale = max(self.scale, decimals)
+        if record.currency is not None and not is_iso_currency(record.currency):
+            self.add(row, "currency", record.currency, "not an ISO 4217 currency code")
+        if record.booking_date is None and record.value_date is None:
+            self.add(row, "date", None, "missing: neither a booking nor a value date")
+
+
+def _batches(
+    records: Iterator[Record], checker: _Checker, sums: dict[int, Decimal]
+) -> Iterator[pa.RecordBatch]:
+    names = ["row", "key", "amount", "date", "currency", "description", *EXTRA_COLUMNS]
+    columns: dict[str, list[Any]] = {n: [] for n in names}
+    row = 0
+    for row, record in enumerate(records, start=1):
+        checker.check(row, record)
+        if record.amount is not None and record.amount.is_finite():
+            sums[record.statement] = sums.get(record.statement, Decimal(0)) + record.amount
+        values = (
+            row,
+            _text(record.key) or "",
+            None if record.amount is None else format(record.amount, "f"),
+            record.booking_date or record.value_date,
+            record.currency,
+            _text(record.description),
+            _iso(record.booking_date),
+            _iso(record.value_date),
+            _text(record.reference),
+            _text(record.type),
+            None,  # account and statement are filled in from the statements below
+            str(record.statement),
+        )
+        for name, value in zip(names, values, strict=True):
+            columns[name].append(value)
+        if row % BATCH_ROWS == 0:
+            yield _batch(columns)
+            columns = {n: [] for n in names}
+    if columns["row"]:
+        yield _batch(columns)
+
+
+SCHEMA = pa.schema(
+    [pa.field("row", pa.int64()), pa.field("key", pa.string()), pa.field("amount", pa.string())]
+    + [pa.field("date", pa.date32())]
+    + [pa.field(n, pa.string()) for n in ("currency", "description", *EXTRA_COLUMNS)]
+)
+
+
+def _batch(columns: dict[str, list[Any]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(columns, schema=SCHEMA)
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _plain(value: Decimal | None, scale: int) -> str | None:
+    return None if value is None else str(value.quantize(Decimal(1).scaleb(-scale)))
+
+
+def _statement_rows(
+    statements: list[Statement], sums: dict[int, Decimal], scale: int
+) -> list[dict[str, Any]]:
+    out = []
+    for index, s in enumerate(statements):
+        total = sums.get(index, Decimal(0))
+        balanced = None
+        if s.opening is not None and s.closing is not None:
+            balanced = s.opening + total == s.closing
+        out.append(
+            {
+                "account": s.account,
+                "id": s.id,
+                "currency": s.currency,
+                "opening": _plain(s.opening, scale),
+                "closing": _plain(s.closing, scale),
+                "records_sum": _plain(total, scale),
+                "balanced": balanced,
+            }
+        )
+    return out
+
+
+def write_statements(
+    reader: Reader, src: Path, out: Path, work: Path, *, label: str, limits: Limits
+) -> StatementResult:
+    """Write the canonical Parquet of a statement file to ``out``; raise UploadRejected."""
+    statements: list[Statement] = []
+    checker = _Checker(limits)
+    sums: dict[int, Decimal] = {}
+    staged = work / "statement-records.parquet"
+    try:
+        with pq.ParquetWriter(staged, SCHEMA, compression="zstd") as writer:
+            for batch in _batches(reader(src, statements), checker, sums):
+                writer.write_batch(batch)
+    except FormatError as exc:
+        raise UploadRejected(
+            f"The file looks like {label} but can not be read: {exc}",
+            reason="format",
+            problems=[problem(str(exc))],
+        ) from exc
+    if checker.total:
+        first = checker.problems[0]
+        raise UploadRejected(
+            f"{checker.total} problem(s) in the records of {label}, the first in record "
+            f"{first['row']}: {first['column']} {first['value']!r} is {first['message']}; "
+            "nothing was stored.",
+            reason="bad_amount",
+            problems=checker.problems,
+            total=checker.total,
+            max_problems=limits.max_problems,
+        )
+    if not sums and not pq.read_metadata(staged).num_rows:
+        raise UploadRejected(
+            f"The {label} file holds no transactions.",
+            reason="empty",
+            problems=[problem("no transactions", value=f"{len(statements)} statement(s)")],
+        )
+    scale = choose_scale(checker.scale)
+    return _convert(staged, out, statements, sums, scale)
+
+
+def _convert(
+    staged: Path, out: Path, statements: list[Statement], sums: dict[int, Decimal], scale: int
+) -> StatementResult:
+    con = connect()
+    try:
+        accounts = pa.table(
+            {
+                "statement": [str(i) for i in range(len(statements))],
+                "acct": [s.account for s in statements],
+                "stmt": [s.id for s in statements],
+            }
+        )
+        con.register("stmts", accounts)
+        extras = ", ".join(f"s.{c}" for c in EXTRA_COLUMNS if c not in ("account", "statement"))
+        con.execute(
+            f"""COPY (SELECT s.row, s.key, CAST(s.amount AS DECIMAL({MAX_PRECISION}, {scale}))
+                AS amount, s.date, s.currency, s.description, {extras},
+                t.acct AS account, t.stmt AS statement
+                FROM read_parquet({sql_string(str(staged))}) s
+                LEFT JOIN stmts t ON t.statement = s.statement ORDER BY s.row)
+                TO {sql_string(str(out))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
+        )
+        groups = con.execute(
+            "SELECT coalesce(currency, ''), sum(amount), count(*), min(date), max(date) "
+            f"FROM read_parquet({sql_string(str(out))}) GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        schema = [
+            {"name": name, "type": kind}
+            for name, kind, *_ in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(out))})"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    firsts = [g[3] for g in groups if g[3] is not None]
+    lasts = [g[4] for g in groups if g[4] is not None]
+    return StatementResult(
+        row_count=sum(g[2] for g in groups),
+        amount_scale=scale,
+        sums={g[0]: str(Decimal(g[1])) for g in groups},
+        min_date=min(firsts).isoformat() if firsts else None,
+        max_date=max(lasts).isoformat() if lasts else None,
+        statements=_statement_rows(statements, sums, scale),
+        schema=schema,
+    )
