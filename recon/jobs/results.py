@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from recon.duckdb_conn import connect
@@ -32,15 +35,56 @@ def _require_results(job: Job) -> str:
     return job.result_path
 
 
-def _where(status: str | None, side: str | None) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if status:
-        clauses.append("r.status = ?")
-        params.append(status)
-    if side:
-        clauses.append("r.side = ?")
-        params.append(side)
+@dataclass(frozen=True)
+class ResultFilter:
+    """Which result records to read; amounts compare by size (the sign is ignored) and ``q``
+    looks for text in the key or the description, ignoring case."""
+
+    status: str | None = None
+    side: str | None = None
+    pass_name: str | None = None
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    q: str | None = None
+    match_id: int | None = None
+
+    @property
+    def reads_sources(self) -> bool:
+        return self.min_amount is not None or self.max_amount is not None or bool(self.q)
+
+
+def _field(name: str) -> str:
+    return f"(CASE WHEN r.side = 'left' THEN l.{name} ELSE rt.{name} END)"
+
+
+def _where(filters: ResultFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("r.status = ?", filters.status),
+        ("r.side = ?", filters.side),
+        ('r."pass" = ?', filters.pass_name),
+        ("r.match_id = ?", filters.match_id),
+        (f"abs({_field('amount')}) >= CAST(? AS DECIMAL(38, 10))", filters.min_amount),
+        (f"abs({_field('amount')}) <= CAST(? AS DECIMAL(38, 10))", filters.max_amount),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(str(value) if isinstance(value, Decimal) else value)
+    if filters.q:
+        clauses.append(
+            f"(contains(lower(CAST({_field('key')} AS VARCHAR)), lower(?)) "
+            f"OR contains(lower(CAST({_field('description')} AS VARCHAR)), lower(?)))"
+        )
+        params += [filters.q, filters.q]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+FROM_SQL = (
+    " FROM read_parquet(?) r "
+    "LEFT JOIN read_parquet(?) l ON r.side = 'left' AND l.row = r.row "
+    "LEFT JOIN read_parquet(?) rt ON r.side = 'right' AND rt.row = r.row"
+)
 
 
 def _joined_sql(
@@ -60,11 +104,8 @@ def _joined_sql(
     )
     selected = ", ".join(f"r.{c}" if c != "pass" else 'r."pass"' for c in columns)
     return (
-        f"SELECT {selected}, {canonical}{extras} "  # noqa: S608 - names come from our schema
-        "FROM read_parquet(?) r "
-        "LEFT JOIN read_parquet(?) l ON r.side = 'left' AND l.row = r.row "
-        "LEFT JOIN read_parquet(?) rt ON r.side = 'right' AND rt.row = r.row"
-        f"{where} ORDER BY r.side, r.row"
+        f"SELECT {selected}, {canonical}{extras}"  # noqa: S608 - names come from our schema
+        f"{FROM_SQL}{where} ORDER BY r.side, r.row"
     )
 
 
@@ -82,20 +123,23 @@ def get_results(
     job: Job,
     left: Source,
     right: Source,
-    status: str | None = None,
-    side: str | None = None,
+    filters: ResultFilter | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> Page[dict[str, Any]]:
     """Return a page of result records with their canonical fields, by side and row."""
+    filters = filters or ResultFilter()
     paths = _paths(storage, job, left, right)
-    where, params = _where(status, side)
+    where, params = _where(filters)
+    # The count reads the sources only when a filter needs their fields.
+    count_sql, count_paths = (
+        (f"SELECT count(*){FROM_SQL}{where}", paths)  # noqa: S608 - fixed clauses
+        if filters.reads_sources
+        else (f"SELECT count(*) FROM read_parquet(?) r{where}", paths[:1])  # noqa: S608
+    )
     con = connect()
     try:
-        total = con.execute(
-            f"SELECT count(*) FROM read_parquet(?) r{where}",  # noqa: S608 - fixed clauses
-            [paths[0], *params],
-        ).fetchone()
+        total = con.execute(count_sql, [*count_paths, *params]).fetchone()
         cursor = con.execute(
             _joined_sql(list(RESULT_COLUMNS), [], [], where) + " LIMIT ? OFFSET ?",
             [*paths, *params, per_page, (page - 1) * per_page],
@@ -130,7 +174,7 @@ def export_csv(
     job: Job,
     left: Source,
     right: Source,
-    status: str | None = None,
+    filters: ResultFilter | None = None,
 ) -> Iterator[str]:
     """Yield the CSV export (canonical and original columns) in chunks, streaming from DuckDB.
 
@@ -138,7 +182,7 @@ def export_csv(
     amounts and other numbers are written as they are, so ``-1250.00`` stays numeric.
     """
     paths = _paths(storage, job, left, right)
-    where, params = _where(status, None)
+    where, params = _where(filters or ResultFilter())
     sql = _joined_sql(list(RESULT_COLUMNS), list(left.columns), list(right.columns), where)
     con = connect()
     try:
@@ -162,3 +206,31 @@ def export_csv(
             yield buffer.getvalue()
     finally:
         con.close()
+
+
+def differing_fields(record: dict[str, Any], others: list[dict[str, Any]]) -> set[str]:
+    """Return the canonical fields in which ``record`` differs from any of ``others``, compared
+    as the engine normalises them (keys trimmed and case-folded, amounts as numbers)."""
+    out: set[str] = set()
+    for other in others:
+        for name in CANONICAL:
+            if name in record and name in other and _norm(name, record[name]) != _norm(
+                name, other[name]
+            ):
+                out.add(name)
+    return out
+
+
+def _norm(name: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if name == "amount":
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return str(value)
+    if name == "date":
+        return value.isoformat() if isinstance(value, date) else str(value)[:10]
+    if name == "currency":
+        return str(value).strip().upper()
+    return " ".join(str(value).split()).casefold()

@@ -1,6 +1,9 @@
+from decimal import Decimal
+
 import marshmallow as ma
 
 from recon.engine.results import STATUSES
+from recon.fields import Id, Text
 from recon.jobs.models import JobStatus
 from recon.jobs.results import SIDES
 from recon.pagination import PageArgsSchema, page_schema
@@ -56,13 +59,50 @@ class JobListArgsSchema(PageArgsSchema):
     )
 
 
-class ResultArgsSchema(PageArgsSchema):
+def _amount_bound(value: Decimal) -> None:
+    # DuckDB compares it as DECIMAL(38, 10): more digits would fail the query, not the request.
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or exponent < -10 or len(digits) + exponent > 24:
+        raise ma.ValidationError("An amount of at most 24 digits and 10 decimals.")
+
+
+AMOUNT_BOUND = [ma.validate.Range(min=0), _amount_bound]
+
+
+class ResultFilterSchema(ma.Schema):
     status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
     side = ma.fields.String(load_default=None, validate=ma.validate.OneOf(SIDES))
+    pass_name = ma.fields.String(
+        data_key="pass",
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "the pass that matched the record ('break' for breaks)"},
+    )
+    min_amount = ma.fields.Decimal(
+        load_default=None,
+        places=None,
+        validate=AMOUNT_BOUND,
+        metadata={"description": "smallest amount by size (the sign is ignored)"},
+    )
+    max_amount = ma.fields.Decimal(
+        load_default=None,
+        places=None,
+        validate=AMOUNT_BOUND,
+        metadata={"description": "largest amount by size (the sign is ignored)"},
+    )
+    q = Text(
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "text in the key or the description, any case"},
+    )
+    match_id = Id(load_default=None, metadata={"description": "the records of one match or break"})
 
 
-class ExportArgsSchema(ma.Schema):
-    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
+class ResultArgsSchema(ResultFilterSchema, PageArgsSchema):
+    pass
+
+
+class ExportArgsSchema(ResultFilterSchema):
     format = ma.fields.String(load_default="csv", validate=ma.validate.OneOf(["csv"]))
 
 

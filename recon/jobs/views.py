@@ -10,7 +10,7 @@ from recon.auth.guard import current_actor, current_project
 from recon.extensions import db
 from recon.idempotency import idempotent
 from recon.jobs.models import Job
-from recon.jobs.results import export_csv, get_results
+from recon.jobs.results import ResultFilter, export_csv, get_results
 from recon.jobs.rulesets import get_ruleset, get_rulesets, get_versions, save_ruleset
 from recon.jobs.schemas import (
     ExportArgsSchema,
@@ -114,7 +114,16 @@ def results(args: dict[str, Any], pid: int, jid: int) -> Any:
     """Page through the job's results (read from its Parquet file), by side and row."""
     job = _job(jid)
     left, right = _sources(job)
-    return get_results(storage=_storage(), job=job, left=left, right=right, **args)
+    page, per_page = args.pop("page"), args.pop("per_page")
+    return get_results(
+        storage=_storage(),
+        job=job,
+        left=left,
+        right=right,
+        filters=ResultFilter(**args),
+        page=page,
+        per_page=per_page,
+    )
 
 
 @blp.route("/jobs/<int:jid>/export", methods=["GET"])
@@ -124,8 +133,11 @@ def export(args: dict[str, Any], pid: int, jid: int) -> Response:
     """Stream the results as CSV with canonical and original columns (formula-safe)."""
     job = _job(jid)
     left, right = _sources(job)
-    chunks = export_csv(storage=_storage(), job=job, left=left, right=right, status=args["status"])
     name = f"job-{jid}-{args['status'] or 'all'}.csv"
+    args.pop("format")
+    chunks = export_csv(
+        storage=_storage(), job=job, left=left, right=right, filters=ResultFilter(**args)
+    )
     return Response(
         stream_with_context(chunks),
         mimetype="text/csv",

@@ -9,6 +9,7 @@ resolved with reason ``matched_manually``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -85,6 +86,80 @@ def _open_exceptions(
     return found
 
 
+@dataclass(frozen=True)
+class Balance:
+    """The sums of the records a manual match would join, exact, at the larger scale."""
+
+    left: str
+    right: str
+    difference: str  # sum(left) - sum(right)
+    currency: str | None
+    exceptions: list[ReconException]
+
+    @property
+    def exact(self) -> Decimal:
+        return Decimal(self.difference)
+
+
+def _job(session: SessionLike, project: Project, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.project_id != project.id:
+        raise NotFound(f"Job {job_id} does not exist in this project.")
+    return job
+
+
+def _balance(
+    session: SessionLike,
+    storage: Storage,
+    job: Job,
+    left_rows: Sequence[int],
+    right_rows: Sequence[int],
+) -> Balance:
+    repeated = _duplicates("left", left_rows) + _duplicates("right", right_rows)
+    if repeated:
+        raise ValidationError("A record is listed twice.", errors=repeated)
+    with db_query_timer("select", "exceptions"):
+        exceptions = _open_exceptions(session, job, left_rows, right_rows)
+    left_source = session.get(Source, job.left_source_id)
+    right_source = session.get(Source, job.right_source_id)
+    if left_source is None or right_source is None:  # sources are RESTRICTed while jobs exist
+        raise NotFound(f"The sources of job {job.id} are gone.")
+    left = _amounts(storage, left_source, left_rows)
+    right = _amounts(storage, right_source, right_rows)
+    currencies = {ccy for _, ccy in left + right if ccy}
+    if len(currencies) > 1:
+        raise ValidationError(
+            f"The records are in {len(currencies)} currencies ({', '.join(sorted(currencies))}); "
+            "a manual match must be in one.",
+            code="mixed_currencies",
+        )
+    exp = Decimal(1).scaleb(-max(left_source.amount_scale, right_source.amount_scale))
+    left_sum = sum((Decimal(a) for a, _ in left), Decimal(0))
+    right_sum = sum((Decimal(a) for a, _ in right), Decimal(0))
+    return Balance(
+        left=format(left_sum.quantize(exp), "f"),
+        right=format(right_sum.quantize(exp), "f"),
+        difference=format((left_sum - right_sum).quantize(exp), "f"),
+        currency=next(iter(currencies), None),
+        exceptions=exceptions,
+    )
+
+
+def get_balance(
+    *,
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    job_id: int,
+    left_rows: Sequence[int],
+    right_rows: Sequence[int],
+) -> Balance:
+    """Return what a manual match of these records would balance to, changing nothing; raise
+    as ``create_manual_match`` would for records it can not match."""
+    job = _job(session, project, job_id)
+    return _balance(session, storage, job, left_rows, right_rows)
+
+
 def create_manual_match(
     *,
     session: SessionLike,
@@ -101,34 +176,11 @@ def create_manual_match(
 ) -> ManualMatch:
     """Return the new manual match of ``left_rows`` with ``right_rows`` of job ``job_id``,
     their exceptions resolved; raise ValidationError when it does not balance."""
-    job = session.get(Job, job_id)
-    if job is None or job.project_id != project.id:
-        raise NotFound(f"Job {job_id} does not exist in this project.")
-    repeated = _duplicates("left", left_rows) + _duplicates("right", right_rows)
-    if repeated:
-        raise ValidationError("A record is listed twice.", errors=repeated)
-    with db_query_timer("select", "exceptions"):
-        exceptions = _open_exceptions(session, job, left_rows, right_rows)
-    left_source = session.get(Source, job.left_source_id)
-    right_source = session.get(Source, job.right_source_id)
-    if left_source is None or right_source is None:  # sources are RESTRICTed while jobs exist
-        raise NotFound(f"The sources of job {job_id} are gone.")
-    left = _amounts(storage, left_source, left_rows)
-    right = _amounts(storage, right_source, right_rows)
-    currencies = {ccy for _, ccy in left + right if ccy}
-    if len(currencies) > 1:
-        raise ValidationError(
-            f"The records are in {len(currencies)} currencies ({', '.join(sorted(currencies))}); "
-            "a manual match must be in one.",
-            code="mixed_currencies",
-        )
-    scale = max(left_source.amount_scale, right_source.amount_scale)
-    difference = sum((Decimal(a) for a, _ in left), Decimal(0)) - sum(
-        (Decimal(a) for a, _ in right), Decimal(0)
-    )
-    shown = format(difference.quantize(Decimal(1).scaleb(-scale)), "f")
+    job = _job(session, project, job_id)
+    balance = _balance(session, storage, job, left_rows, right_rows)
+    exceptions, shown = balance.exceptions, balance.difference
     allowed = tolerance if tolerance is not None else Decimal(0)
-    if abs(difference) > allowed and not write_off_reason:
+    if abs(balance.exact) > allowed and not write_off_reason:
         raise ValidationError(
             f"The records do not balance: left minus right is {shown}, more than the tolerance "
             f"{allowed}. Give a write_off_reason to match them anyway.",

@@ -1,7 +1,10 @@
 import marshmallow as ma
 
+from recon.fields import Id
+from recon.jobs.schemas import AMOUNT_BOUND
 from recon.pagination import PageArgsSchema, page_schema
 from recon.review.models import ExceptionKind, ExceptionStatus
+from recon.review.service import SORTS
 
 # Reasons a person may give when resolving; the system uses its own
 # (matched_by_job, matched_by_suggestion, matched_manually) which people may also pick
@@ -18,7 +21,7 @@ REASON_CODES = (
     "matched_manually",
     "other",
 )
-ACTIONS = ("assign", "resolve", "close", "reopen")
+ACTIONS = ("assign", "resolve", "close", "reopen", "accept", "reject")
 PATCH_STATUSES = ("assigned", "resolved", "closed", "reopened")
 
 
@@ -34,6 +37,27 @@ class ExceptionFilterSchema(ma.Schema):
         load_default=None,
         validate=ma.validate.Length(max=200),
         metadata={"description": "text in key, description or note"},
+    )
+    min_amount = ma.fields.Decimal(
+        load_default=None,
+        validate=AMOUNT_BOUND,
+        metadata={"description": "smallest amount by size (the sign is ignored)"},
+    )
+    max_amount = ma.fields.Decimal(
+        load_default=None,
+        validate=AMOUNT_BOUND,
+        metadata={"description": "largest amount by size (the sign is ignored)"},
+    )
+    ids = ma.fields.List(
+        Id(),
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=1000),
+        metadata={"description": "only these exceptions (e.g. a selection)"},
+    )
+    sort = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.OneOf(SORTS),
+        metadata={"description": "oldest (default), newest, largest or smallest amount"},
     )
 
 

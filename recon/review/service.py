@@ -13,10 +13,12 @@ project's cached analytics. Transitions (anything else is 409):
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, func, or_, select
 
 from instrumentation import db_query_timer
 from recon.analytics.service import Cache, invalidate_analytics
@@ -39,13 +41,59 @@ CLOSED_STATUSES = (ExceptionStatus.resolved, ExceptionStatus.closed)
 ACCEPTED = "matched_by_suggestion"
 
 
+# Amounts are compared exactly in minor units, one condition per scale the column can hold.
+MAX_SCALE = 18
+SORTS = ("oldest", "newest", "largest", "smallest")
+
+
+def _amount_at_least(bound: Decimal) -> Any:
+    return or_(
+        *(
+            and_(
+                ReconException.scale == scale,
+                func.abs(ReconException.amount_minor) >= math.ceil(bound.scaleb(scale)),
+            )
+            for scale in range(MAX_SCALE + 1)
+        )
+    )
+
+
+def _amount_at_most(bound: Decimal) -> Any:
+    return or_(
+        *(
+            and_(
+                ReconException.scale == scale,
+                func.abs(ReconException.amount_minor) <= math.floor(bound.scaleb(scale)),
+            )
+            for scale in range(MAX_SCALE + 1)
+        )
+    )
+
+
+def _order(sort: str | None) -> tuple[Any, ...]:
+    # By size across scales: a float is exact enough to order by, never to compare with.
+    size = func.abs(cast(ReconException.amount_minor, Float)) / case(
+        *((ReconException.scale == s, 10.0**s) for s in range(MAX_SCALE + 1)), else_=1.0
+    )
+    if sort == "newest":
+        return (ReconException.opened_at.desc(), ReconException.id.desc())
+    if sort == "largest":
+        return (size.desc(), ReconException.id)
+    if sort == "smallest":
+        return (size, ReconException.id)
+    return (ReconException.opened_at, ReconException.id)
+
+
 def filtered_query(
     *, project_id: int, filters: dict[str, Any], now: datetime | None = None
 ) -> Select[Any]:
-    """Return the select of the project's exceptions matching ``filters``, oldest first.
+    """Return the select of the project's exceptions matching ``filters``, oldest first
+    unless ``sort`` says newest, largest or smallest (amounts by size).
 
     Age is in whole days since ``opened_at``: ``min_age_days`` 2 keeps exceptions opened
     two or more days ago, ``max_age_days`` 7 those opened less than eight days ago.
+    ``min_amount`` and ``max_amount`` bound the amount's size (the sign is ignored);
+    ``ids`` keeps only those exceptions.
     """
     now = now or utcnow()
     query = select(ReconException).where(ReconException.project_id == project_id)
@@ -64,6 +112,12 @@ def filtered_query(
     if filters.get("max_age_days") is not None:
         cutoff = now - timedelta(filters["max_age_days"] + 1)
         query = query.where(ReconException.opened_at > cutoff)
+    if filters.get("ids") is not None:
+        query = query.where(ReconException.id.in_(filters["ids"]))
+    if filters.get("min_amount") is not None:
+        query = query.where(_amount_at_least(Decimal(filters["min_amount"])))
+    if filters.get("max_amount") is not None:
+        query = query.where(_amount_at_most(Decimal(filters["max_amount"])))
     if filters.get("q"):
         pattern = f"%{filters['q'].lower()}%"
         query = query.where(
@@ -73,7 +127,7 @@ def filtered_query(
                 func.lower(ReconException.note).like(pattern),
             )
         )
-    return query.order_by(ReconException.opened_at, ReconException.id)
+    return query.order_by(*_order(filters.get("sort")))
 
 
 def get_exceptions(
