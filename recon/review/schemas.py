@@ -27,6 +27,10 @@ PATCH_STATUSES = ("assigned", "resolved", "closed", "reopened")
 
 class ExceptionFilterSchema(ma.Schema):
     status = ma.fields.Enum(ExceptionStatus, by_value=True, load_default=None)
+    unresolved = ma.fields.Boolean(
+        load_default=None,
+        metadata={"description": "true: only open, assigned and reopened exceptions"},
+    )
     kind = ma.fields.Enum(ExceptionKind, by_value=True, load_default=None)
     side = ma.fields.String(load_default=None, validate=ma.validate.OneOf(("left", "right")))
     job = ma.fields.Integer(load_default=None, metadata={"description": "job id"})

@@ -93,7 +93,7 @@ def filtered_query(
     Age is in whole days since ``opened_at``: ``min_age_days`` 2 keeps exceptions opened
     two or more days ago, ``max_age_days`` 7 those opened less than eight days ago.
     ``min_amount`` and ``max_amount`` bound the amount's size (the sign is ignored);
-    ``ids`` keeps only those exceptions.
+    ``ids`` keeps only those exceptions, ``unresolved`` only open, assigned and reopened ones.
     """
     now = now or utcnow()
     query = select(ReconException).where(ReconException.project_id == project_id)
@@ -112,6 +112,8 @@ def filtered_query(
     if filters.get("max_age_days") is not None:
         cutoff = now - timedelta(filters["max_age_days"] + 1)
         query = query.where(ReconException.opened_at > cutoff)
+    if filters.get("unresolved"):
+        query = query.where(ReconException.status.in_(OPEN_STATUSES))
     if filters.get("ids") is not None:
         query = query.where(ReconException.id.in_(filters["ids"]))
     if filters.get("min_amount") is not None:
