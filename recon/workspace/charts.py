@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 40  # margins for the axis labels
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 20, 40  # margins for the axis labels
 
 
 def _plot_box() -> tuple[float, float]:
@@ -72,10 +72,10 @@ def bars(counts: dict[str, int], *, unit: str) -> dict[str, Any]:
 
 def amounts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Return one horizontal bar per currency and side, scaled to the largest amount by size."""
-    row_height = 28
+    row_height = 32
     sizes = [abs(Decimal(r[side])) for r in rows for side in ("left", "right")]
     top = max(sizes + [Decimal(1)])
-    label_width, value_width = 96, 140
+    label_width, value_width = 130, 150
     span = WIDTH - label_width - value_width
     items = []
     y = 8
