@@ -9,6 +9,7 @@ import marshmallow as ma
 from sqlalchemy import Select, func, select
 
 from recon.db_types import SessionLike
+from recon.fields import PageNumber
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ def paginate(session: SessionLike, query: Select[Any], *, page: int, per_page: i
 
 
 class PageArgsSchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    page = PageNumber()
     per_page = ma.fields.Integer(
         load_default=DEFAULT_PER_PAGE, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE)
     )

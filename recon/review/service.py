@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, cast, func, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, false, func, or_, select
 
 from instrumentation import db_query_timer
 from recon.analytics.service import Cache, invalidate_analytics
@@ -46,28 +46,26 @@ MAX_SCALE = 18
 SORTS = ("oldest", "newest", "largest", "smallest")
 
 
-def _amount_at_least(bound: Decimal) -> Any:
-    return or_(
-        *(
-            and_(
-                ReconException.scale == scale,
-                func.abs(ReconException.amount_minor) >= math.ceil(bound.scaleb(scale)),
-            )
-            for scale in range(MAX_SCALE + 1)
-        )
-    )
+BIGINT_MAX = 2**63 - 1
 
 
-def _amount_at_most(bound: Decimal) -> Any:
-    return or_(
-        *(
-            and_(
-                ReconException.scale == scale,
-                func.abs(ReconException.amount_minor) <= math.floor(bound.scaleb(scale)),
+def _amount_bound(bound: Decimal, at_least: bool) -> Any:
+    """Where |amount| >= bound (or <=), exactly: per scale, in that scale's minor units; a
+    bound past what a BIGINT holds at some scale is decided without asking the database."""
+    conditions = []
+    for scale in range(MAX_SCALE + 1):
+        minor = bound.scaleb(scale)
+        limit = math.ceil(minor) if at_least else math.floor(minor)
+        size = func.abs(ReconException.amount_minor)
+        if limit > BIGINT_MAX:
+            if at_least:
+                continue  # no stored amount is that large
+            conditions.append(ReconException.scale == scale)
+        else:
+            conditions.append(
+                and_(ReconException.scale == scale, size >= limit if at_least else size <= limit)
             )
-            for scale in range(MAX_SCALE + 1)
-        )
-    )
+    return or_(*conditions) if conditions else false()
 
 
 def _order(sort: str | None) -> tuple[Any, ...]:
@@ -117,9 +115,9 @@ def filtered_query(
     if filters.get("ids") is not None:
         query = query.where(ReconException.id.in_(filters["ids"]))
     if filters.get("min_amount") is not None:
-        query = query.where(_amount_at_least(Decimal(filters["min_amount"])))
+        query = query.where(_amount_bound(Decimal(filters["min_amount"]), at_least=True))
     if filters.get("max_amount") is not None:
-        query = query.where(_amount_at_most(Decimal(filters["max_amount"])))
+        query = query.where(_amount_bound(Decimal(filters["max_amount"]), at_least=False))
     if filters.get("q"):
         pattern = f"%{filters['q'].lower()}%"
         query = query.where(

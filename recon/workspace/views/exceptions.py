@@ -146,7 +146,7 @@ def detail(pid: int, eid: int) -> Any:
     back = request.args.get("back", "")
     index = request.args.get("i", "0")
     return page(
-        "workspace/exceptions.html",
+        STANDALONE,
         "workspace/_exception.html",
         back=back,
         index=int(index) if index.isdigit() else 0,
@@ -217,7 +217,7 @@ def comment(pid: int, eid: int) -> Any:
     add_comment(session=session(), exception=found, body=data["body"], actor=current_actor())
     index = request.form.get("i", "0")
     return page(
-        "workspace/exceptions.html",
+        STANDALONE,
         "workspace/_exception.html",
         back=request.form.get("back", ""),
         index=int(index) if index.isdigit() else 0,

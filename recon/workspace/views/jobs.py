@@ -17,7 +17,7 @@ from recon.sources.models import Source
 from recon.sources.service import get_source
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import load
-from recon.workspace.render import STANDALONE, page
+from recon.workspace.render import STANDALONE, go, is_fragment, page
 from recon.workspace.views.common import cache, session, storage
 
 MATCH_LIMIT = 500  # records of one match shown side by side (a batched payout has dozens)
@@ -48,7 +48,7 @@ def job_page(pid: int, jid: int) -> Any:
 def progress(pid: int, jid: int) -> Any:
     """The progress bar, polled by htmx; the whole page reloads once the job has finished."""
     job = _job(jid)
-    body, status = page("workspace/job.html", "workspace/_progress.html", job=job)
+    body, status = page(STANDALONE, "workspace/_progress.html", job=job)
     response = make_response(body, status)
     if job.status.finished:
         response.headers["HX-Refresh"] = "true"
@@ -58,12 +58,13 @@ def progress(pid: int, jid: int) -> Any:
 @bp.route("/projects/<id:pid>/jobs/<id:jid>/cancel", methods=["POST"], endpoint="job_cancel")
 def cancel(pid: int, jid: int) -> Any:
     """Cancel a queued job, or stop a running one at its next pass."""
-    job = cancel_job(session=session(), job=_job(jid), actor=current_actor())
+    cancel_job(session=session(), job=_job(jid), actor=current_actor())
     cache().delete(f"job:{jid}")  # the API serves finished jobs from the cache
-    body, status = page("workspace/job.html", "workspace/_progress.html", job=job)
-    response = make_response(body, status)
-    response.headers["HX-Refresh"] = "true"
-    return response
+    if is_fragment():
+        response = make_response("", 200)
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return go("workspace.job", pid=pid, jid=jid)
 
 
 def _filters(args: dict[str, Any]) -> ResultFilter:
