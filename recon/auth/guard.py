@@ -29,7 +29,7 @@ COOKIE_BLUEPRINTS = "recon_cookie_blueprints"  # app.extensions key: blueprint -
 
 
 def authenticate_by_cookie(app: Flask, *, blueprint: str, cookie: str) -> None:
-    """Let the routes of ``blueprint`` (and only those) authenticate with the token in ``cookie``."""
+    """Let the routes of ``blueprint``, and only those, take their token from ``cookie``."""
     app.extensions.setdefault(COOKIE_BLUEPRINTS, {})[blueprint] = cookie
 
 

@@ -214,8 +214,10 @@ def differing_fields(record: dict[str, Any], others: list[dict[str, Any]]) -> se
     out: set[str] = set()
     for other in others:
         for name in CANONICAL:
-            if name in record and name in other and _norm(name, record[name]) != _norm(
-                name, other[name]
+            if (
+                name in record
+                and name in other
+                and _norm(name, record[name]) != _norm(name, other[name])
             ):
                 out.add(name)
     return out

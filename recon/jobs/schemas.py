@@ -1,4 +1,6 @@
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import marshmallow as ma
 
@@ -66,7 +68,7 @@ def _amount_bound(value: Decimal) -> None:
         raise ma.ValidationError("An amount of at most 24 digits and 10 decimals.")
 
 
-AMOUNT_BOUND = [ma.validate.Range(min=0), _amount_bound]
+AMOUNT_BOUND: list[Callable[[Any], Any]] = [ma.validate.Range(min=0), _amount_bound]
 
 
 class ResultFilterSchema(ma.Schema):

@@ -148,6 +148,26 @@ def get_exception(*, session: SessionLike, project: Project, exception_id: int) 
     return found
 
 
+def get_counterparts(*, session: SessionLike, exception: ReconException) -> list[ReconException]:
+    """Return the other side's exceptions of the same break or suggestion, by row (none for an
+    unmatched record)."""
+    if exception.match_id is None:
+        return []
+    with db_query_timer("select", "exceptions"):
+        return list(
+            session.scalars(
+                select(ReconException)
+                .where(
+                    ReconException.project_id == exception.project_id,
+                    ReconException.job_id == exception.job_id,
+                    ReconException.match_id == exception.match_id,
+                    ReconException.side != exception.side,
+                )
+                .order_by(ReconException.row)
+            )
+        )
+
+
 def check_assignee(*, session: SessionLike, project: Project, user_id: int) -> None:
     """Raise ValidationError unless ``user_id`` may work the project's exceptions."""
     row = session.execute(

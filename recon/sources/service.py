@@ -267,7 +267,9 @@ def get_rows(
     *, storage: Storage, source: Source, page: int = 1, per_page: int = 50
 ) -> Page[dict[str, Any]]:
     """Return a page of the source's canonical columns, in file order, amounts as exact strings."""
-    items = _read_rows(str(storage.path(source.path)), per_page=per_page, offset=(page - 1) * per_page)
+    items = _read_rows(
+        str(storage.path(source.path)), per_page=per_page, offset=(page - 1) * per_page
+    )
     return Page(items=items, page=page, per_page=per_page, total=source.row_count)
 
 

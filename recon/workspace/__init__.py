@@ -58,7 +58,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     authenticate_by_cookie(app, blueprint=bp.name, cookie=TOKEN_COOKIE)
     app.add_template_global(assets.asset_url, "asset_url")
-    app.add_template_global(assets.VENDOR, "VENDOR")
+    app.jinja_env.globals["VENDOR"] = assets.VENDOR
     app.add_template_filter(money, "money")
     app.add_template_filter(age_days, "age_days")
     app.add_template_filter(percent, "percent")

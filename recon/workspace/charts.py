@@ -20,7 +20,11 @@ def _plot_box() -> tuple[float, float]:
 
 def match_rates(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a line of the match rate of each succeeded job (dry runs left out), in time order."""
-    runs = [j for j in jobs if j["status"] == "succeeded" and not j["dry_run"] and j["match_rate"] is not None]
+    runs = [
+        j
+        for j in jobs
+        if j["status"] == "succeeded" and not j["dry_run"] and j["match_rate"] is not None
+    ]
     width, height = _plot_box()
     step = width / max(len(runs) - 1, 1)
     points = []
@@ -35,7 +39,10 @@ def match_rates(jobs: list[dict[str, Any]]) -> dict[str, Any]:
                 "value": f"{rate:.1%}",
             }
         )
-    ticks = [{"y": round(TOP + height * (1 - t / 100), 1), "label": f"{t}%"} for t in (0, 25, 50, 75, 100)]
+    ticks = [
+        {"y": round(TOP + height * (1 - t / 100), 1), "label": f"{t}%"}
+        for t in (0, 25, 50, 75, 100)
+    ]
     return {
         "width": WIDTH,
         "height": HEIGHT,
@@ -67,7 +74,14 @@ def bars(counts: dict[str, int], *, unit: str) -> dict[str, Any]:
                 "value": count,
             }
         )
-    return {"width": WIDTH, "height": HEIGHT, "bars": items, "unit": unit, "base": TOP + height, "top": top}
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "bars": items,
+        "unit": unit,
+        "base": TOP + height,
+        "top": top,
+    }
 
 
 def amounts(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -43,7 +43,9 @@ def raw_values(source: MultiDict[str, str], schema: ma.Schema) -> dict[str, Any]
             if values:
                 out[key] = values
         elif source.get(key, "").strip():
-            out[key] = source[key].strip() if not isinstance(field, ma.fields.String) else source[key]
+            out[key] = (
+                source[key].strip() if not isinstance(field, ma.fields.String) else source[key]
+            )
     return out
 
 
@@ -52,7 +54,9 @@ def load(schema: ma.Schema, source: MultiDict[str, str]) -> dict[str, Any]:
     try:
         return dict(schema.load(raw_values(source, schema), unknown=ma.EXCLUDE))
     except ma.ValidationError as exc:
-        raise ValidationError("Some fields are invalid; see errors.", errors=_flatten(exc.messages)) from None
+        raise ValidationError(
+            "Some fields are invalid; see errors.", errors=_flatten(exc.messages)
+        ) from None
 
 
 def field_errors(error: ValidationError | None) -> dict[str, str]:

@@ -11,9 +11,10 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, g, make_response, redirect, render_template, request, url_for
+from flask import g, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from recon.errors import APIError, BadRequest, Unauthorized, problem_response
 
@@ -115,4 +116,3 @@ def handle_error(error: Exception) -> Any:
     for name, value in problem.headers.items():
         response.headers[name] = value
     return response
-

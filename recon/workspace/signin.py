@@ -20,7 +20,7 @@ from flask_wtf.csrf import CSRFProtect
 
 log = logging.getLogger("recon.workspace")
 
-TOKEN_COOKIE = "recon_token"
+TOKEN_COOKIE = "recon_token"  # noqa: S105 - the name of a cookie, not a secret
 SESSION_COOKIE = "recon_session"  # holds only the CSRF secret
 csrf = CSRFProtect()
 

@@ -70,7 +70,9 @@ def _load_demo(env: dict[str, str]) -> tuple[int, int]:
     )
     with app.app_context():
         upgrade()
-        admin = create_user(session=db.session, username="admin", password=PASSWORD, role=Role.admin)
+        admin = create_user(
+            session=db.session, username="admin", password=PASSWORD, role=Role.admin
+        )
         job = load_demo(
             session=db.session,
             storage=app.extensions["recon_storage"],
@@ -85,7 +87,9 @@ def _load_demo(env: dict[str, str]) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="session")
-def _server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, Path, tuple[int, int]]]:
+def _server_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, Any, Path, tuple[int, int]]]:
     """Start gunicorn on the demo database; readiness is awaited by ``server``, so the
     browser starts meanwhile."""
     tmp = tmp_path_factory.mktemp("workspace-server")
@@ -222,8 +226,10 @@ def _watch(context: Any, page: Any, host: str) -> Watch:
     context.route("**/*", route)
     page.on(
         "console",
-        lambda m: m.type == "error"
-        and watch.console_errors.append(f"{m.text} ({m.location.get('url')}, on {page.url})"),
+        lambda m: (
+            m.type == "error"
+            and watch.console_errors.append(f"{m.text} ({m.location.get('url')}, on {page.url})")
+        ),
     )
     page.on("pageerror", lambda e: watch.page_errors.append(str(e)))
     return watch

@@ -27,11 +27,15 @@ class Page:
         headers = {"HX-Request": "true"} if htmx else {}
         return self.client.get(url, headers={**headers, **kw.pop("headers", {})}, **kw)
 
-    def post(self, url: str, data: Any = None, htmx: bool = True, csrf: bool = True, **kw: Any) -> Any:
+    def post(
+        self, url: str, data: Any = None, htmx: bool = True, csrf: bool = True, **kw: Any
+    ) -> Any:
         headers = {"HX-Request": "true"} if htmx else {}
         if csrf:
             headers["X-CSRFToken"] = self.csrf
-        return self.client.post(url, data=data or {}, headers={**headers, **kw.pop("headers", {})}, **kw)
+        return self.client.post(
+            url, data=data or {}, headers={**headers, **kw.pop("headers", {})}, **kw
+        )
 
 
 def signed_in(app: Any, factory: Any, user: Any) -> Page:

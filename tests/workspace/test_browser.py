@@ -30,10 +30,15 @@ def test_names_from_people_and_files_render_as_text(browsing: Browsing) -> None:
     token = api_token(b)
     auth = {"Authorization": f"Bearer {token}"}
     made = requests.post(
-        b.url("/api/projects"), json={"name": XSS + " p", "description": ATTR}, headers=auth, timeout=10
+        b.url("/api/projects"),
+        json={"name": XSS + " p", "description": ATTR},
+        headers=auth,
+        timeout=10,
     ).json()
     out = io.StringIO()
-    csv.writer(out).writerows([("Reference", "Amount", "Date", "Description"), (XSS, "1.00", "2024-01-01", ATTR)])
+    csv.writer(out).writerows(
+        [("Reference", "Amount", "Date", "Description"), (XSS, "1.00", "2024-01-01", ATTR)]
+    )
     requests.post(
         b.url(f"/api/projects/{made['id']}/sources"),
         data={"name": XSS},

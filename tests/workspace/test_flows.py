@@ -31,7 +31,12 @@ def selected(html):
 
 
 def test_upload_preview_then_a_rejection_keeps_every_choice(world, page):
-    form = {"name": "March", "map_description": "Description", "delimiter": ",", "date_format": "%m/%d/%Y"}
+    form = {
+        "name": "March",
+        "map_description": "Description",
+        "delimiter": ",",
+        "date_format": "%m/%d/%Y",
+    }
     csv = BANK.replace("2024-03-05", "13/05/2024")
     rejected = page.post(
         f"/projects/{world.pid}/upload/preview",
@@ -46,7 +51,10 @@ def test_upload_preview_then_a_rejection_keeps_every_choice(world, page):
     assert '<option value="," selected>' in html
     ok = page.post(
         f"/projects/{world.pid}/upload/preview",
-        data={"name": "March", "file": (io.BytesIO(BANK.replace("INV-1,", "NEW-1,").encode()), "m.csv")},
+        data={
+            "name": "March",
+            "file": (io.BytesIO(BANK.replace("INV-1,", "NEW-1,").encode()), "m.csv"),
+        },
         content_type="multipart/form-data",
     )
     html = ok.get_data(as_text=True)
@@ -83,7 +91,11 @@ def test_rules_editor_shows_the_engines_verdict_beside_the_field(world, page):
     ruleset = re.search(r"ruleset=(\d+)", saved.headers["Location"]).group(1)
     run = page.post(
         f"/projects/{world.pid}/jobs",
-        data={"left_source_id": world.left.id, "right_source_id": world.right.id, "ruleset_id": ruleset},
+        data={
+            "left_source_id": world.left.id,
+            "right_source_id": world.right.id,
+            "ruleset_id": ruleset,
+        },
         htmx=False,
     )
     jid = int(run.headers["Location"].rsplit("/", 1)[1])
@@ -93,12 +105,20 @@ def test_rules_editor_shows_the_engines_verdict_beside_the_field(world, page):
 
 def test_dry_run_shows_counts_per_pass_and_publishes_nothing(world, page):
     before = db.session.query(ReconException).count()
-    form = {"passes": "1", "p0.name": "exact", "p0.match_on": ["key"], "break_on": ["key"],
-            "left_source_id": world.left.id, "right_source_id": world.right.id}
+    form = {
+        "passes": "1",
+        "p0.name": "exact",
+        "p0.match_on": ["key"],
+        "break_on": ["key"],
+        "left_source_id": world.left.id,
+        "right_source_id": world.right.id,
+    }
     html = page.post(f"/projects/{world.pid}/rules/dry-run", data=form).get_data(as_text=True)
     assert "Dry run" in html and "<td>exact</td>" in html and "Candidate pairs" in html
     assert db.session.query(ReconException).count() == before
-    same = page.post(f"/projects/{world.pid}/rules/dry-run", data={**form, "right_source_id": world.left.id})
+    same = page.post(
+        f"/projects/{world.pid}/rules/dry-run", data={**form, "right_source_id": world.left.id}
+    )
     assert same.status_code == 422 and "different sources" in same.get_data(as_text=True)
 
 
@@ -112,7 +132,9 @@ def test_job_page_summary_results_and_a_match_side_by_side(world, page):
     text = results.get_data(as_text=True)
     mid = re.search(r"/matches/(\d+)", text).group(1)
     assert "INV-2" in text and "INV-3" not in text
-    match = page.get(f"/projects/{world.pid}/jobs/{jid}/matches/{mid}", htmx=True).get_data(as_text=True)
+    match = page.get(f"/projects/{world.pid}/jobs/{jid}/matches/{mid}", htmx=True).get_data(
+        as_text=True
+    )
     assert match.count("<mark>250.00</mark>") == 1 and match.count("<mark>245.00</mark>") == 1
     assert "<mark>INV-2</mark>" not in match  # the key is the same on both sides
     export = page.get(f"/projects/{world.pid}/jobs/{jid}/export.csv?status=break")
@@ -155,7 +177,9 @@ def test_accept_one_by_one_and_reject_in_bulk(world, page):
         f"/projects/{world.pid}/exceptions/{eid}/accept", data={"back": "kind=suggested", "i": "0"}
     )
     assert accepted.status_code == 200
-    assert db.session.get(ReconException, world.eid("right", 3)).reason_code == "matched_by_suggestion"
+    assert (
+        db.session.get(ReconException, world.eid("right", 3)).reason_code == "matched_by_suggestion"
+    )
     bulk = page.post(
         f"/projects/{world.pid}/exceptions/bulk",
         data={"ids": [world.eid("left", 3), world.eid("right", 4)], "action": "assign", "back": ""},
@@ -168,7 +192,8 @@ def test_accept_one_by_one_and_reject_in_bulk(world, page):
 def test_comment_and_the_exceptions_own_history(world, page):
     eid = world.eid("left", 2)
     html = page.post(
-        f"/projects/{world.pid}/exceptions/{eid}/comments", data={"body": "asked the bank", "i": "0"}
+        f"/projects/{world.pid}/exceptions/{eid}/comments",
+        data={"body": "asked the bank", "i": "0"},
     ).get_data(as_text=True)
     assert "asked the bank" in html and "exception.comment" in html
 
@@ -178,7 +203,8 @@ def test_manual_match_shows_the_running_difference_and_needs_a_write_off(world, 
     lists = page.get(f"/projects/{world.pid}/jobs/{jid}/match").get_data(as_text=True)
     assert 'name="left_rows" value="3"' in lists and 'name="right_rows" value="4"' in lists
     balance = page.post(
-        f"/projects/{world.pid}/jobs/{jid}/match/balance", data={"left_rows": ["3"], "right_rows": ["4"]}
+        f"/projects/{world.pid}/jobs/{jid}/match/balance",
+        data={"left_rows": ["3"], "right_rows": ["4"]},
     ).get_data(as_text=True)
     assert 'data-difference="30.00"' in balance and "needs a write-off reason" in balance
     refused = page.post(
@@ -192,13 +218,17 @@ def test_manual_match_shows_the_running_difference_and_needs_a_write_off(world, 
     assert "Matched 1 left and 1 right record(s), writing off 30.00 (rounding)" in made
     assert 'name="left_rows" value="3"' not in made  # no longer open
     mixed = page.post(
-        f"/projects/{world.pid}/jobs/{jid}/match/balance", data={"left_rows": ["5"], "right_rows": ["5"]}
+        f"/projects/{world.pid}/jobs/{jid}/match/balance",
+        data={"left_rows": ["5"], "right_rows": ["5"]},
     ).get_data(as_text=True)
     assert 'data-code="mixed_currencies"' in mixed
 
 
 def test_analytics_draws_the_services_figures(world, page):
     html = page.get(f"/projects/{world.pid}/analytics").get_data(as_text=True)
-    assert 'data-open-total>8</dd>' in html  # 4 a side: a break, a suggestion, 2 unmatched
-    assert 'aria-label="Open exceptions by age: 0-1 days 8, 2-7 days 0, 8-30 days 0, &gt;30 days 0"' in html
+    assert "data-open-total>8</dd>" in html  # 4 a side: a break, a suggestion, 2 unmatched
+    assert (
+        'aria-label="Open exceptions by age: 0-1 days 8, 2-7 days 0, 8-30 days 0, &gt;30 days 0"'
+        in html
+    )
     assert "EUR left" in html and "<svg" in html

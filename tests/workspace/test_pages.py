@@ -9,9 +9,7 @@ import pytest
 from flask import g
 
 from recon.extensions import db
-from recon.projects.models import Project, ProjectRole
-from recon.review.models import ReconException
-from recon.users.models import Role
+from recon.projects.models import Project
 from tests.conftest import PASSWORD
 from tests.review.helpers import build_world
 from tests.workspace.helpers import Page, signed_in
@@ -28,7 +26,12 @@ def sign_in_form(client, username, password=PASSWORD, next_url="/"):
     page = Page(client, None)
     return page, page.post(
         "/login",
-        data={"username": username, "password": password, "next": next_url, "csrf_token": page.csrf},
+        data={
+            "username": username,
+            "password": password,
+            "next": next_url,
+            "csrf_token": page.csrf,
+        },
         htmx=False,
         csrf=False,
     )
@@ -119,7 +122,9 @@ def test_every_change_needs_the_csrf_token(app, factory):
         assert response.status_code == 400
         assert 'data-code="csrf_failed"' in response.get_data(as_text=True)
     # The sign-in form too (login CSRF), and a plain form post without the field.
-    assert page.post("/login", data={"username": "x", "password": "y"}, csrf=False).status_code == 400
+    assert (
+        page.post("/login", data={"username": "x", "password": "y"}, csrf=False).status_code == 400
+    )
     assert db.session.query(Project).filter_by(name="csrf victim").count() == 0
     made = page.post("/projects", data={"name": "csrf ok"})
     assert made.status_code == 200 and made.headers["HX-Redirect"].startswith("/projects/")
@@ -138,7 +143,12 @@ def test_text_from_people_and_files_is_escaped_everywhere(app, factory):
         content_type="multipart/form-data",
     )
     sid = int(upload.headers["HX-Redirect"].rsplit("/", 1)[1])
-    for url in ("/", f"/projects/{pid}", f"/projects/{pid}/sources/{sid}", f"/projects/{pid}/audit"):
+    for url in (
+        "/",
+        f"/projects/{pid}",
+        f"/projects/{pid}/sources/{sid}",
+        f"/projects/{pid}/audit",
+    ):
         html = page.get(url).get_data(as_text=True)
         assert XSS not in html, url
         assert "&lt;img src=x onerror=alert(1)&gt;" in html, url
@@ -166,8 +176,14 @@ def test_api_docs_load_the_vendored_swagger_ui(client):
     assert "cdn" not in html and "<script>" not in html
     assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
     bundle = client.get("/static/vendor/swagger-ui-5.35.0/swagger-ui-bundle.js")
-    assert bundle.status_code == 200 and b"SwaggerUIBundle" in bundle.data[:200_000] + bundle.data[-5000:]
-    assert "immutable" in bundle.headers["Cache-Control"] and "max-age=31536000" in bundle.headers["Cache-Control"]
+    assert (
+        bundle.status_code == 200
+        and b"SwaggerUIBundle" in bundle.data[:200_000] + bundle.data[-5000:]
+    )
+    assert (
+        "immutable" in bundle.headers["Cache-Control"]
+        and "max-age=31536000" in bundle.headers["Cache-Control"]
+    )
 
 
 def test_static_files_are_cached_and_never_leave_their_folder(client):
@@ -191,9 +207,15 @@ def test_errors_are_pages_with_their_code_and_never_500(world, factory):
         response = page.get(url)
         assert response.status_code == 422, url
         assert 'data-code="validation_error"' in response.get_data(as_text=True), url
-    for url in (f"/projects/{10**30}", f"/projects/{pid}/jobs/{2**63}", f"/projects/{pid}/sources/999999"):
+    for url in (
+        f"/projects/{10**30}",
+        f"/projects/{pid}/jobs/{2**63}",
+        f"/projects/{pid}/sources/999999",
+    ):
         assert page.get(url).status_code == 404, url
-    as_json = page.get(f"/projects/{pid}/jobs/999999", headers={"Accept": "application/problem+json"})
+    as_json = page.get(
+        f"/projects/{pid}/jobs/999999", headers={"Accept": "application/problem+json"}
+    )
     assert as_json.status_code == 404 and as_json.get_json()["code"] == "not_found"
     htmx = page.post(f"/projects/{pid}/exceptions/{world.eid('left', 2)}/accept")  # a break
     assert htmx.status_code == 409 and htmx.headers["HX-Retarget"] == "#flash"
@@ -213,13 +235,21 @@ def test_viewers_see_no_write_controls_and_are_refused(world, factory):
 def test_project_page_lists_sources_rules_jobs_and_members(world, factory):
     page = signed_in(world.app, factory, world.owner.user)
     html = page.get(f"/projects/{world.pid}").get_data(as_text=True)
-    for text in ("bank", "ledger", f"Job {world.job.id}", world.editor.user.username, "Add or change member"):
+    for text in (
+        "bank",
+        "ledger",
+        f"Job {world.job.id}",
+        world.editor.user.username,
+        "Add or change member",
+    ):
         assert text in html
     added = page.post(
         f"/projects/{world.pid}/members", data={"username": "nobody-here", "role": "editor"}
     )
     assert added.status_code == 422 and "No user is called" in added.get_data(as_text=True)
     newcomer = factory.user()
-    ok = page.post(f"/projects/{world.pid}/members", data={"username": newcomer.username, "role": "viewer"})
+    ok = page.post(
+        f"/projects/{world.pid}/members", data={"username": newcomer.username, "role": "viewer"}
+    )
     assert ok.status_code == 200
     assert signed_in(world.app, factory, newcomer).get(f"/projects/{world.pid}").status_code == 200

@@ -34,7 +34,11 @@ def test_results_filter_by_pass_amount_text_and_match(world):
     assert rows(get(f"{url}?pass=exact")) == [("left", 1), ("right", 1)]
     assert rows(get(f"{url}?pass=break")) == [("left", 2), ("right", 2)]
     # By size: 40.00 and 45.50 are between 40 and 50 (sign ignored), 75.50 is not.
-    assert rows(get(f"{url}?min_amount=40&max_amount=50")) == [("left", 4), ("right", 3), ("right", 4)]
+    assert rows(get(f"{url}?min_amount=40&max_amount=50")) == [
+        ("left", 4),
+        ("right", 3),
+        ("right", 4),
+    ]
     assert rows(get(f"{url}?q=GLOBEX")) == [("left", 4), ("right", 3)]  # description, any case
     assert rows(get(f"{url}?q=inv-9")) == [("right", 5)]  # key
     match_id = get(f"{url}?pass=break").get_json()["items"][0]["match_id"]
@@ -43,20 +47,34 @@ def test_results_filter_by_pass_amount_text_and_match(world):
     assert page["total"] == len(page["items"]) == 6  # the count honours the source filters too
     bad = get(f"{url}?min_amount=-1&max_amount=1e-40")
     assert bad.status_code == 422
-    assert {e["field"] for e in bad.get_json()["errors"]} == {"query.min_amount", "query.max_amount"}
-    csv = world.viewer.get(world.url(f"/jobs/{world.job.id}/export?q=globex")).get_data(as_text=True)
+    assert {e["field"] for e in bad.get_json()["errors"]} == {
+        "query.min_amount",
+        "query.max_amount",
+    }
+    csv = world.viewer.get(world.url(f"/jobs/{world.job.id}/export?q=globex")).get_data(
+        as_text=True
+    )
     assert len(csv.strip().splitlines()) == 3  # header and the two Globex records
 
 
 def test_exceptions_filter_by_amount_and_ids_and_sort_by_size(world):
     get = world.viewer.get
+
     def ids(query):
         body = get(world.url(f"/exceptions?{query}")).get_json()
         return [(e["side"], e["row"]) for e in body["items"]]
 
-    assert ids("min_amount=45.5&sort=largest") == [("left", 2), ("right", 2), ("left", 3), ("right", 4)]
+    assert ids("min_amount=45.5&sort=largest") == [
+        ("left", 2),
+        ("right", 2),
+        ("left", 3),
+        ("right", 4),
+    ]
     assert ids("max_amount=30&sort=smallest") == [("left", 5), ("right", 5)]
-    assert ids(f"ids={world.eid('left', 3)}&ids={world.eid('right', 5)}") == [("left", 3), ("right", 5)]
+    assert ids(f"ids={world.eid('left', 3)}&ids={world.eid('right', 5)}") == [
+        ("left", 3),
+        ("right", 5),
+    ]
     world.editor.patch(
         world.url(f"/exceptions/{world.eid('left', 3)}"),
         json={"status": "resolved", "reason_code": "bank_fee"},
@@ -82,7 +100,9 @@ def test_audit_of_one_object(world):
     world.editor.post(world.url(f"/exceptions/{eid}/comments"), json={"body": "looking"})
     world.editor.post(world.url(f"/exceptions/{world.eid('left', 3)}/comments"), json={"body": "x"})
     page = world.viewer.get(world.url(f"/audit?object_type=exception&object_id={eid}")).get_json()
-    assert [(e["action"], e["object_id"]) for e in page["items"]] == [("exception.comment", str(eid))]
+    assert [(e["action"], e["object_id"]) for e in page["items"]] == [
+        ("exception.comment", str(eid))
+    ]
 
 
 def test_balance_of_a_manual_match_changes_nothing(world, app):
@@ -111,7 +131,13 @@ def test_preview_reads_the_upload_as_it_would_be_stored_and_stores_nothing(app, 
     files = sorted(p.name for p in storage.root.rglob("*") if p.is_file())
     preview = preview_upload(
         storage=storage,
-        upload=Upload(stream=io.BytesIO(BANK.encode()), filename="bank.csv", name="b", mapping=None, options=None),
+        upload=Upload(
+            stream=io.BytesIO(BANK.encode()),
+            filename="bank.csv",
+            name="b",
+            mapping=None,
+            options=None,
+        ),
         max_bytes=2**20,
         rows=2,
     )

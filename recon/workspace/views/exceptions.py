@@ -34,6 +34,7 @@ from recon.review.service import (
     add_comment,
     decide_suggestion,
     get_comments,
+    get_counterparts,
     get_exception,
     get_exceptions,
     update_exception,
@@ -53,7 +54,9 @@ class ResolveSchema(ma.Schema):
 
 
 class BulkFormSchema(ma.Schema):
-    ids = ma.fields.List(ma.fields.Integer(), required=True, validate=ma.validate.Length(min=1, max=1000))
+    ids = ma.fields.List(
+        ma.fields.Integer(), required=True, validate=ma.validate.Length(min=1, max=1000)
+    )
     action = ma.fields.String(
         required=True, validate=ma.validate.OneOf(("accept", "reject", "assign", "resolve"))
     )
@@ -65,25 +68,39 @@ def _queue_args(query: str | None) -> tuple[dict[str, Any], str]:
     pairs = parse_qsl(query or "", keep_blank_values=False) or list(DEFAULT_QUEUE.items())
     pairs = [(k, v) for k, v in pairs if k not in ("sel", "i")]
     args = load(ExceptionArgsSchema(), MultiDict(pairs))
-    args["per_page"] = min(args["per_page"], QUEUE_PAGE) if "per_page" in dict(pairs) else QUEUE_PAGE
+    args["per_page"] = (
+        min(args["per_page"], QUEUE_PAGE) if "per_page" in dict(pairs) else QUEUE_PAGE
+    )
     return args, "&".join(f"{k}={v}" for k, v in pairs)
 
 
 def _names() -> dict[int, str]:
-    return {m.user_id: m.user.username for m in get_members(session=session(), project=current_project())}
+    return {
+        m.user_id: m.user.username
+        for m in get_members(session=session(), project=current_project())
+    }
 
 
-def _detail(exception: ReconException | None) -> dict[str, Any]:
-    if exception is None:
-        return {"exception": None}
-    counterpart = exception.counterpart or []
-    mine = {
+def _fields(exception: ReconException) -> dict[str, Any]:
+    return {
         "key": exception.key,
         "amount": exception.amount,
         "date": exception.date,
         "currency": exception.currency,
         "description": exception.description,
     }
+
+
+def _detail(exception: ReconException | None) -> dict[str, Any]:
+    if exception is None:
+        return {"exception": None}
+    # The other side's own exceptions carry every field (the stored counterpart list has no
+    # description); the list is the fallback when they are gone.
+    others = get_counterparts(session=session(), exception=exception)
+    counterpart = [_fields(o) | {"side": o.side, "row": o.row, "id": o.id} for o in others] or (
+        exception.counterpart or []
+    )
+    mine = _fields(exception)
     differ = set((exception.diff or {}).get("fields") or []) | differing_fields(mine, counterpart)
     return {
         "exception": exception,
@@ -195,7 +212,11 @@ def resolve(pid: int, eid: int) -> Any:
     return _acted(eid)
 
 
-@bp.route("/projects/<id:pid>/exceptions/<id:eid>/<any(accept,reject):decision>", methods=["POST"], endpoint="decide")
+@bp.route(
+    "/projects/<id:pid>/exceptions/<id:eid>/<any(accept,reject):decision>",
+    methods=["POST"],
+    endpoint="decide",
+)
 def decide(pid: int, eid: int, decision: str) -> Any:
     """Accept or reject a suggested match; the next item is selected."""
     decide_suggestion(
@@ -277,7 +298,9 @@ def manual(pid: int, jid: int) -> Any:
 def _rows(field: str) -> list[int]:
     values = request.form.getlist(field)
     if not all(v.isdigit() and len(v) < 19 for v in values):
-        raise ValidationError("Pick records from the lists.", errors=[{"field": field, "message": "Not a record."}])
+        raise ValidationError(
+            "Pick records from the lists.", errors=[{"field": field, "message": "Not a record."}]
+        )
     return [int(v) for v in values]
 
 
@@ -285,7 +308,11 @@ def _rows(field: str) -> list[int]:
 def balance(pid: int, jid: int) -> Any:
     """The running difference of the records picked so far."""
     left, right = _rows("left_rows"), _rows("right_rows")
-    context: dict[str, Any] = {"job_id": jid, "picked": len(left) + len(right), "reasons": REASON_CODES}
+    context: dict[str, Any] = {
+        "job_id": jid,
+        "picked": len(left) + len(right),
+        "reasons": REASON_CODES,
+    }
     if left or right:
         try:
             context["balance"] = get_balance(

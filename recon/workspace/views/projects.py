@@ -63,7 +63,10 @@ def create() -> Any:
             session=session(), user=current_user(), actor=current_actor(), **data
         )
     except (ValidationError, Conflict, Forbidden) as error:
-        form = {"name": request.form.get("name", ""), "description": request.form.get("description", "")}
+        form = {
+            "name": request.form.get("name", ""),
+            "description": request.form.get("description", ""),
+        }
         return _projects_page(
             status=error.status, error=error, errors=field_errors_or(error), form=form
         )
@@ -102,7 +105,9 @@ def member_add(pid: int) -> Any:
         data = load(MemberFormSchema(), request.form)
         add_member(session=session(), project=current_project(), actor=current_actor(), **data)
     except (ValidationError, Conflict) as error:
-        return _overview(status=error.status, member_error=error, member_errors=field_errors_or(error))
+        return _overview(
+            status=error.status, member_error=error, member_errors=field_errors_or(error)
+        )
     cache().delete(members_cache_key(pid))
     return go("workspace.project", pid=pid, _anchor="members")
 

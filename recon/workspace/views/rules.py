@@ -49,7 +49,9 @@ def _number(text: str) -> Any:
 
 def rules_from_form(form: MultiDict[str, str]) -> dict[str, Any]:
     """Return the rules the form describes, values as typed, after its add/remove/move button."""
-    count = min(int(form.get("passes", "0") or 0) if form.get("passes", "").isdigit() else 0, MAX_PASSES)
+    count = min(
+        int(form.get("passes", "0") or 0) if form.get("passes", "").isdigit() else 0, MAX_PASSES
+    )
     passes: list[dict[str, Any]] = []
     for i in range(count):
         get = lambda name, i=i: form.get(f"p{i}.{name}", "").strip()  # noqa: E731
@@ -116,7 +118,9 @@ def editor(pid: int) -> Any:
     args = load(EditorArgsSchema(), request.args)
     saved = None
     if args["ruleset"] is not None:
-        saved = get_ruleset(session=session(), project=current_project(), ruleset_id=args["ruleset"])
+        saved = get_ruleset(
+            session=session(), project=current_project(), ruleset_id=args["ruleset"]
+        )
         rules = saved.rules
     elif args["preset"] in presets():
         rules = presets()[args["preset"]]
@@ -174,7 +178,9 @@ def save(pid: int) -> Any:
             rules=rules,
         )
     except ValidationError as error:
-        return _editor(rules, status=error.status, save_error=error, save_errors=field_errors(error))
+        return _editor(
+            rules, status=error.status, save_error=error, save_errors=field_errors(error)
+        )
     return go("workspace.rules", pid=pid, ruleset=saved.id, saved=1)
 
 

@@ -30,13 +30,22 @@ from recon.workspace.views.common import max_upload_bytes, session, storage
 MAPPED = ("key", "amount", "date", "currency", "description")
 DELIMITERS = {"": "detect", ",": "comma (,)", ";": "semicolon (;)", "tab": "tab", "|": "pipe (|)"}
 DECIMALS = {"": "detect", ".": "point (1234.56)", ",": "comma (1234,56)"}
-THOUSANDS = {"": "detect", "none": "none", ",": "comma", ".": "point", " ": "space", "'": "apostrophe"}
+THOUSANDS = {
+    "": "detect",
+    "none": "none",
+    ",": "comma",
+    ".": "point",
+    " ": "space",
+    "'": "apostrophe",
+}
 TEXT_OPTIONS = ("date_format", "debit_column", "credit_column", "sheet")
 
 
-def _mapping(form: MultiDict[str, str]) -> dict[str, str | None] | None:
-    mapping: dict[str, str | None] = {
-        field: form[f"map_{field}"].strip() for field in MAPPED if form.get(f"map_{field}", "").strip()
+def _mapping(form: MultiDict[str, str]) -> dict[str, Any] | None:
+    mapping: dict[str, Any] = {
+        field: form[f"map_{field}"].strip()
+        for field in MAPPED
+        if form.get(f"map_{field}", "").strip()
     }
     if form.get("no_date"):
         mapping["date"] = None
