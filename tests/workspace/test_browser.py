@@ -109,3 +109,14 @@ def test_the_keyboard_reaches_the_queue_and_focus_is_visible(browsing: Browsing)
     page.wait_for_selector(f"#detail article:not([data-exception='{first}'])")
     page.keyboard.press("m")  # assign to me: the next item is selected, the queue stays
     page.wait_for_selector("#workbench tr[data-item] td:has-text('admin')")
+
+
+def test_a_running_job_can_be_cancelled_from_its_page(browsing: Browsing) -> None:
+    b, page = browsing, browsing.page
+    b.sign_in()
+    page.goto(b.url(f"/projects/{b.server.demo_project}"))
+    page.click("form.run button:has-text('Run')")
+    page.wait_for_selector("#progress button:has-text('Cancel the job')")
+    page.click("#progress button:has-text('Cancel the job')")  # confirmed by the dialog handler
+    page.wait_for_selector(".problem:has-text('The job cancelled.')", timeout=30_000)
+    assert "cancelled" in page.inner_text("#progress")

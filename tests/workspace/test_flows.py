@@ -159,6 +159,8 @@ def test_resolving_selects_the_next_item_and_assigning_keeps_the_queue(world, pa
         data={"reason_code": "bank_fee", "note": "fee", "back": back, "i": "0"},
     ).get_data(as_text=True)
     assert selected(resolved) == order[1]  # the resolved one left the queue
+    everything = page.get(f"/projects/{world.pid}/exceptions?unresolved=").get_data(as_text=True)
+    assert f'name="ids" value="{first}"' in everything  # "all" shows it again
     assert db.session.get(ReconException, first).reason_code == "bank_fee"
     assigned = page.post(
         f"/projects/{world.pid}/exceptions/{order[1]}/assign", data={"back": back, "i": "0"}

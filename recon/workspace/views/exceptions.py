@@ -9,7 +9,7 @@ the item acted on), so the answer can show the same queue with the next item sel
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import marshmallow as ma
 from flask import request
@@ -65,13 +65,14 @@ class BulkFormSchema(ma.Schema):
 
 def _queue_args(query: str | None) -> tuple[dict[str, Any], str]:
     """The queue's filters from a query string (the default queue when there is none)."""
-    pairs = parse_qsl(query or "", keep_blank_values=False) or list(DEFAULT_QUEUE.items())
-    pairs = [(k, v) for k, v in pairs if k not in ("sel", "i")]
+    # Blank values count: "all" (unresolved=) with no other filter is not the default queue.
+    pairs = [(k, v) for k, v in parse_qsl(query or "", keep_blank_values=True) if k != "i"]
+    pairs = pairs or list(DEFAULT_QUEUE.items())
     args = load(ExceptionArgsSchema(), MultiDict(pairs))
     args["per_page"] = (
         min(args["per_page"], QUEUE_PAGE) if "per_page" in dict(pairs) else QUEUE_PAGE
     )
-    return args, "&".join(f"{k}={v}" for k, v in pairs)
+    return args, urlencode(pairs)
 
 
 def _names() -> dict[int, str]:
@@ -136,7 +137,7 @@ def _workbench(
         queue=queue,
         args=args,
         back=back,
-        query={k: v for k, v in parse_qsl(back) if k != "page"},
+        query={k: v for k, v in parse_qsl(back, keep_blank_values=True) if k != "page"},
         index=index,
         names=_names(),
         me=current_user(),
