@@ -1,4 +1,4 @@
-# recon: `make run` serves the API with a demo; `make test` runs the whole suite.
+# recon: `make run` serves the workspace and the API with a demo; `make test` runs the whole suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,11 +20,12 @@ $(BIN)/.installed: setup.cfg setup.py
 
 install: $(BIN)/.installed ## create .venv and install recon with its test and dev extras
 
-run: install ## migrate a SQLite DB under ./var, create the admin, load the demo, serve on :$(PORT)
+run: install ## migrate a SQLite DB under ./var, create the admin, load the demo, serve the workspace on :$(PORT)
 	@mkdir -p var
 	$(BIN)/flask --app wsgi db upgrade
 	@$(BIN)/flask --app wsgi bootstrap --password-file var/admin-password
 	@$(BIN)/flask --app wsgi demo
+	@echo "workspace: http://127.0.0.1:$(PORT)/ (sign in as admin; the demo project is \"Bank vs ledger (demo)\"), API docs: http://127.0.0.1:$(PORT)/api/docs"
 	PORT=$(PORT) $(BIN)/gunicorn -c ops/gunicorn.conf.py wsgi:app
 
 test: install ## run the whole test suite with the coverage gate

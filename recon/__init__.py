@@ -31,7 +31,9 @@ def migrations_dir() -> Path:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` overrides settings (tests), everything else comes from RECON_*."""
-    app = Flask(__name__, static_folder=None)
+    # The app's own template folder is searched first: it overrides flask-smorest's Swagger
+    # UI page with one that loads the vendored bundle and no inline script.
+    app = Flask(__name__, static_folder=None, template_folder="workspace/templates")
     configure(app, config)
     if app.config["RECON_PROXY_HOPS"]:
         hops = app.config["RECON_PROXY_HOPS"]
@@ -69,7 +71,7 @@ def configure(app: Flask, overrides: dict[str, Any] | None) -> None:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL="/static/vendor/swagger-ui-5.35.0/",  # vendored, served by us
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}],
@@ -150,7 +152,9 @@ def register_blueprints(app: Flask) -> None:
     blueprints = (health, auth, users, projects, sources, profiles, jobs, review, analytics, audit)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    from recon import ratelimit
+    from recon import ratelimit, workspace
+
+    workspace.init_app(app)
     from recon.jobs import tasks
 
     ratelimit.init_app(app)

@@ -185,6 +185,18 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds a job waits after its claim: fault injection for drills and tests",
     ),
     Setting(
+        "RECON_SECRET_KEY",
+        _optional(str),
+        "",
+        "signs the workspace's CSRF tokens; empty = random per process (set it with several pods)",
+    ),
+    Setting(
+        "RECON_COOKIE_SECURE",
+        _choice("auto", "true", "false"),
+        "auto",
+        "Secure flag of the workspace cookies; auto = when the request came over HTTPS",
+    ),
+    Setting(
         "RECON_PROXY_HOPS",
         int,
         "0",

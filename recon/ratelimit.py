@@ -12,7 +12,10 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 # endpoint -> the config key holding its limit ("10/minute")
-LIMITED_ENDPOINTS = {"auth.Login": "RECON_LOGIN_RATE_LIMIT"}
+LIMITED_ENDPOINTS = {
+    "auth.Login": "RECON_LOGIN_RATE_LIMIT",
+    "workspace.login": "RECON_LOGIN_RATE_LIMIT",  # the workspace's sign-in form
+}
 
 
 def init_app(app: Flask) -> Limiter:

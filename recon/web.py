@@ -22,12 +22,12 @@ SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
-# The API returns JSON only; the docs page needs the Swagger UI bundle from its CDN.
+# The API returns JSON only. Pages (the workspace and the API docs) load scripts and styles
+# from this origin only, never inline scripts; images may be data: URIs (Swagger UI's icons).
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-    "https://cdn.jsdelivr.net; connect-src 'self'; frame-ancestors 'none'"
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
@@ -53,7 +53,8 @@ def _finish(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     docs = request.path.startswith("/api/docs")
-    response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+    api = request.path.startswith("/api/") and not docs
+    response.headers.setdefault("Content-Security-Policy", API_CSP if api else PAGE_CSP)
     if not docs:
         response.headers.setdefault("Cache-Control", "no-store")
     origin = request.headers.get("Origin")

@@ -19,6 +19,11 @@ class AuditEventSchema(ma.Schema):
 
 class AuditArgsSchema(PageArgsSchema):
     object_type = ma.fields.String(load_default=None)
+    object_id = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(max=64),
+        metadata={"description": "one object's events, e.g. an exception id with object_type"},
+    )
     action = ma.fields.String(load_default=None)
 
 

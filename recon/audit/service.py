@@ -74,6 +74,7 @@ def get_events(
     page: int = 1,
     per_page: int = 50,
     object_type: str | None = None,
+    object_id: str | None = None,
     action: str | None = None,
 ) -> Page[AuditEvent]:
     """Return a page of events, newest first (a project's, or all with project_id None)."""
@@ -82,6 +83,8 @@ def get_events(
         query = query.where(AuditEvent.project_id == project_id)
     if object_type:
         query = query.where(AuditEvent.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEvent.object_id == object_id)
     if action:
         query = query.where(AuditEvent.action == action)
     with db_query_timer("select", "audit_events"):

@@ -1,6 +1,9 @@
 """Every route needs a bearer token unless its view is marked ``public``.
 
 Secure by default: a new route is protected without anyone remembering to be.
+A blueprint registered with ``authenticate_by_cookie`` (the workspace) takes the
+same opaque token from a cookie instead, and only from it: the cookie never
+authenticates another blueprint's routes (``/api/*`` stays bearer-only).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints of extensions that are public by nature (the OpenAPI spec and its UI).
 PUBLIC_ENDPOINTS = {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+COOKIE_BLUEPRINTS = "recon_cookie_blueprints"  # app.extensions key: blueprint -> cookie name
+
+
+def authenticate_by_cookie(app: Flask, *, blueprint: str, cookie: str) -> None:
+    """Let the routes of ``blueprint``, and only those, take their token from ``cookie``."""
+    app.extensions.setdefault(COOKIE_BLUEPRINTS, {})[blueprint] = cookie
 
 
 def public(view: F) -> F:
@@ -52,8 +61,11 @@ def _authenticate_request() -> None:
     # Unmatched URLs and wrong methods fall through to their 404/405.
     if request.endpoint is None or request.method == "OPTIONS" or _is_public(request.endpoint):
         return
-    token = bearer_token()
+    cookie = current_app.extensions.get(COOKIE_BLUEPRINTS, {}).get(request.blueprint or "")
+    token = (request.cookies.get(cookie) or None) if cookie else bearer_token()
     if token is None:
+        if cookie:
+            raise Unauthorized("Sign in to continue.", code="not_signed_in")
         raise Unauthorized(
             "Send a bearer token: Authorization: Bearer <token>.", code="missing_token"
         )

@@ -27,6 +27,8 @@ import binascii
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -607,3 +609,33 @@ def get_results(
         total=total,
         next=encode_cursor(last["side"], int(last["row"])) if last else None,
     )
+
+
+def differing_fields(record: dict[str, Any], others: list[dict[str, Any]]) -> set[str]:
+    """Return the canonical fields in which ``record`` differs from any of ``others``, compared
+    as the engine normalises them (keys trimmed and case-folded, amounts as numbers)."""
+    out: set[str] = set()
+    for other in others:
+        for name in CANONICAL:
+            if (
+                name in record
+                and name in other
+                and _norm(name, record[name]) != _norm(name, other[name])
+            ):
+                out.add(name)
+    return out
+
+
+def _norm(name: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if name == "amount":
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return str(value)
+    if name == "date":
+        return value.isoformat() if isinstance(value, date) else str(value)[:10]
+    if name == "currency":
+        return str(value).strip().upper()
+    return " ".join(str(value).split()).casefold()

@@ -3,7 +3,7 @@ import marshmallow as ma
 from recon.engine.results import STATUSES
 from recon.fields import Id, Money, Name, RowNumber, Text
 from recon.jobs.models import JobStatus
-from recon.jobs.results import SIDES, VIEWS
+from recon.jobs.results import SIDES, VIEWS, Filters
 from recon.pagination import PageArgsSchema, page_schema
 from recon.review.export import EXPORT_VIEWS, FORMATS
 from recon.review.models import ExceptionStatus
@@ -77,13 +77,7 @@ class JobListArgsSchema(PageArgsSchema):
     )
 
 
-class ResultArgsSchema(PageArgsSchema):
-    view = ma.fields.String(
-        load_default="current",
-        validate=ma.validate.OneOf(VIEWS),
-        metadata={"description": "current: people's decisions applied; engine: the engine's"},
-    )
-    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
+class ResultFilterSchema(ma.Schema):
     side = ma.fields.String(load_default=None, validate=ma.validate.OneOf(SIDES))
     pass_ = ma.fields.String(
         data_key="pass", load_default=None, validate=ma.validate.Length(min=1, max=100)
@@ -95,12 +89,36 @@ class ResultArgsSchema(PageArgsSchema):
         validate=ma.validate.Length(min=1, max=200),
         metadata={"description": "text in the key or the description"},
     )
-    amount_min = Money(
+    min_amount = Money(
         load_default=None, metadata={"description": "smallest amount by size (sign ignored)"}
     )
-    amount_max = Money(
+    max_amount = Money(
         load_default=None, metadata={"description": "largest amount by size (sign ignored)"}
     )
+
+
+def result_filters(args: dict) -> Filters:
+    """The results filters of loaded query arguments (status only for result statuses)."""
+    status = args.get("status")
+    return Filters(
+        status=status if status in STATUSES else None,
+        side=args.get("side"),
+        pass_name=args.get("pass_"),
+        match_id=args.get("match_id"),
+        key=args.get("key"),
+        q=args.get("q"),
+        amount_min=args.get("min_amount"),
+        amount_max=args.get("max_amount"),
+    )
+
+
+class ResultArgsSchema(ResultFilterSchema, PageArgsSchema):
+    view = ma.fields.String(
+        load_default="current",
+        validate=ma.validate.OneOf(VIEWS),
+        metadata={"description": "current: people's decisions applied; engine: the engine's"},
+    )
+    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(STATUSES))
     after = Text(
         load_default=None,
         validate=ma.validate.Length(max=100),
@@ -108,7 +126,7 @@ class ResultArgsSchema(PageArgsSchema):
     )
 
 
-class ExportArgsSchema(ma.Schema):
+class ExportArgsSchema(ResultFilterSchema):
     status = ma.fields.String(
         load_default=None,
         metadata={

@@ -11,7 +11,6 @@ from recon.cache_keys import job_key
 from recon.extensions import db
 from recon.idempotency import idempotent
 from recon.jobs.models import Job
-from recon.jobs.results import Filters
 from recon.jobs.rulesets import get_ruleset, get_rulesets, get_versions, save_ruleset
 from recon.jobs.schemas import (
     ExportArgsSchema,
@@ -23,6 +22,7 @@ from recon.jobs.schemas import (
     ResultPageSchema,
     RuleSetSaveSchema,
     RuleSetSchema,
+    result_filters,
 )
 from recon.jobs.service import cancel_job, create_job, get_job, get_jobs
 from recon.projects.models import ProjectRole
@@ -132,17 +132,15 @@ def results(args: dict[str, Any], pid: int, jid: int) -> Any:
     """Page through the job's records in their current state (``view=engine``: the engine's
     answer), by side and row; filter by status, side, pass, match, key, description text
     and amount range. Pass ``next`` back as ``after`` for the next page (any depth)."""
-    page, per_page, view, after = (args.pop(k) for k in ("page", "per_page", "view", "after"))
-    filters = Filters(pass_name=args.pop("pass_"), **args)
     return get_current_results(
         session=db.session,
         storage=_storage(),
         job=_job(jid),
-        view=view,
-        filters=filters,
-        page=page,
-        per_page=per_page,
-        after=after,
+        view=args["view"],
+        filters=result_filters(args),
+        page=args["page"],
+        per_page=args["per_page"],
+        after=args["after"],
         cache=_cache(),
     )
 
@@ -170,6 +168,7 @@ def export(args: dict[str, Any], pid: int, jid: int) -> Response:
         fmt=args["format"],
         status=args["status"],
         current=args["state"] == "current",
+        filters=result_filters(args),
         cache=_cache(),
     )
     return Response(

@@ -16,6 +16,7 @@ from recon.pagination import Page, paginate
 from recon.projects.models import Membership, Project, ProjectRole
 from recon.storage import Storage
 from recon.users.models import Role, User
+from recon.users.service import get_by_username
 
 
 def members_cache_key(project_id: int) -> str:
@@ -252,6 +253,24 @@ def set_member(
     )
     session.commit()
     return member
+
+
+def add_member(
+    *,
+    session: SessionLike,
+    project: Project,
+    username: str,
+    role: ProjectRole,
+    actor: Actor = SYSTEM,
+) -> Membership:
+    """Return the membership of the user named ``username``, added or with its role changed."""
+    user = get_by_username(session=session, username=username)
+    if user is None:
+        raise ValidationError(
+            "No such user.",
+            errors=[{"field": "username", "message": f"No user is called {username!r}."}],
+        )
+    return set_member(session=session, project=project, user_id=user.id, role=role, actor=actor)
 
 
 def remove_member(

@@ -1,9 +1,11 @@
-"""Bulk actions: assign, resolve, close or reopen every exception matching a filter.
+"""Bulk actions: assign, resolve, close or reopen every exception matching a filter, or
+accept or reject every open suggestion among them.
 
 Only the exceptions whose status allows the action change (the transitions of
 ``recon.review.service``); the rest are counted as skipped. One audit event
 records the action, the filter, the count and the ids (the first
-``AUDIT_ID_CAP`` of them).
+``AUDIT_ID_CAP`` of them); accepting and rejecting go through
+``decide_suggestion`` one suggestion at a time, each with its own event.
 """
 
 from __future__ import annotations
@@ -21,8 +23,13 @@ from recon.errors import ValidationError
 from recon.jobs.models import Job
 from recon.projects.models import Project
 from recon.projects.settings import WRITE_OFF, RequireApproval, allowed_reason, project_settings
-from recon.review.models import OPEN_STATUSES, ExceptionStatus, ReconException
-from recon.review.service import CLOSED_STATUSES, check_assignee, filtered_query
+from recon.review.models import OPEN_STATUSES, ExceptionKind, ExceptionStatus, ReconException
+from recon.review.service import (
+    CLOSED_STATUSES,
+    check_assignee,
+    decide_suggestion,
+    filtered_query,
+)
 from recon.review.state import decisions_changed
 
 # An exception is frozen when a signed-off job on its pair holds it (recon.review.signoff).
@@ -60,6 +67,15 @@ def bulk_update(
 ) -> dict[str, int]:
     """Apply ``action`` to every exception matching ``filters`` whose status allows it;
     return ``{updated, skipped}``."""
+    if action in ("accept", "reject"):
+        return _decide_all(
+            session=session,
+            project=project,
+            filters=filters,
+            accept=action == "accept",
+            actor=actor,
+            cache=cache,
+        )
     eligible, target = _BULK[action]
     values: dict[str, Any] = {"status": target, "updated_at": utcnow()}
     if action == "assign":
@@ -140,6 +156,45 @@ def _check_reason(project: Project, reason_code: str | None) -> None:
             code="approval_required",
             errors=[{"field": "reason_code", "message": "Not in bulk while approval is required."}],
         )
+
+
+def _decide_all(
+    *,
+    session: SessionLike,
+    project: Project,
+    filters: dict[str, Any],
+    accept: bool,
+    actor: Actor,
+    cache: Cache | None,
+) -> dict[str, int]:
+    query = filtered_query(project_id=project.id, filters=filters)
+    with db_query_timer("select", "exceptions"):
+        matching = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        candidates = list(
+            session.scalars(
+                query.where(
+                    ReconException.kind == ExceptionKind.suggested,
+                    ReconException.status.in_(OPEN_STATUSES),
+                    ~FROZEN,
+                )
+            )
+        )
+    decided: set[int] = set()
+    for exception in candidates:
+        if exception.id in decided:  # the other side of a suggestion decided a moment ago
+            continue
+        members = decide_suggestion(
+            session=session,
+            project=project,
+            exception=exception,
+            accept=accept,
+            actor=actor,
+            cache=cache,
+        )
+        decided.update(m.id for m in members)
+    # Counted within the filter: the other side of a suggestion may lie outside it.
+    updated = len(decided & {e.id for e in candidates})
+    return {"updated": updated, "skipped": matching - updated}
 
 
 def _plain(value: Any) -> Any:

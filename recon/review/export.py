@@ -26,7 +26,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -166,11 +166,11 @@ def _sources(session: SessionLike, job: Job) -> tuple[Source, Source]:
     return left, right
 
 
-def _queries(reader: Reader, view: str, status: str | None) -> Iterator[tuple[str, list[Any]]]:
+def _queries(reader: Reader, view: str, filters: Filters) -> Iterator[tuple[str, list[Any]]]:
     if view == "pairs":
-        yield reader.pairs_sql(Filters(status=status))
+        yield reader.pairs_sql(filters)
     else:
-        yield from reader.records_sql(Filters(status=status))
+        yield from reader.records_sql(filters)
 
 
 EXCEPTION_COLUMNS = (
@@ -246,9 +246,12 @@ def export_job(
     fmt: str = "csv",
     status: str | None = None,
     current: bool = True,
+    filters: Filters | None = None,
     cache: Cache | None = None,
 ) -> Export:
-    """Return the export of the job: its name, type and a stream of bytes."""
+    """Return the export of the job: its name, type and a stream of bytes. ``status`` is a
+    result status for records and pairs (with the other ``filters``), an exception status
+    for exceptions."""
     require_results(job)
     left, right = _sources(session, job)
     table = (
@@ -264,7 +267,7 @@ def export_job(
 
     def results() -> Iterator[bytes]:
         with Reader(storage=storage, job=job, left=left, right=right, overrides=table) as reader:
-            queries = _queries(reader, view, status)
+            queries = _queries(reader, view, replace(filters or Filters(), status=status))
             if fmt == "csv":  # DuckDB writes the CSV: far faster than Python's csv module
                 yield from reader.csv(queries, frozenset(NUMERIC))
             else:

@@ -48,13 +48,6 @@ from recon.storage import Storage
 REASON = MATCHED_MANUALLY
 
 
-@dataclass(frozen=True)
-class Balance:
-    difference: Decimal
-    shown: str  # the difference at the sides' scale, exactly
-    currency: str  # '' when the records have none
-
-
 def _duplicates(side: str, rows: Sequence[int]) -> list[dict[str, Any]]:
     seen: set[int] = set()
     out = []
@@ -111,6 +104,28 @@ def _open_exceptions(
     return found
 
 
+@dataclass(frozen=True)
+class Balance:
+    """The sums of the records a manual match would join, exact, at the larger scale."""
+
+    left: str
+    right: str
+    difference: str  # sum(left) - sum(right)
+    currency: str | None
+    exceptions: list[ReconException]
+
+    @property
+    def exact(self) -> Decimal:
+        return Decimal(self.difference)
+
+
+def _job(session: SessionLike, project: Project, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.project_id != project.id:
+        raise NotFound(f"Job {job_id} does not exist in this project.")
+    return job
+
+
 def _balance(
     session: SessionLike,
     storage: Storage,
@@ -118,8 +133,11 @@ def _balance(
     left_rows: Sequence[int],
     right_rows: Sequence[int],
 ) -> Balance:
-    """Return left minus right of the records, read from the sources; ValidationError when
-    they are in more than one currency."""
+    repeated = _duplicates("left", left_rows) + _duplicates("right", right_rows)
+    if repeated:
+        raise ValidationError("A record is listed twice.", errors=repeated)
+    with db_query_timer("select", "exceptions"):
+        exceptions = _open_exceptions(session, job, left_rows, right_rows)
     left_source = session.get(Source, job.left_source_id)
     right_source = session.get(Source, job.right_source_id)
     if left_source is None or right_source is None:  # sources are RESTRICTed while jobs exist
@@ -133,19 +151,31 @@ def _balance(
             "a manual match must be in one.",
             code="mixed_currencies",
         )
-    scale = max(left_source.amount_scale, right_source.amount_scale)
-    difference = sum((Decimal(a) for a, _ in left), Decimal(0)) - sum(
-        (Decimal(a) for a, _ in right), Decimal(0)
+    exp = Decimal(1).scaleb(-max(left_source.amount_scale, right_source.amount_scale))
+    left_sum = sum((Decimal(a) for a, _ in left), Decimal(0))
+    right_sum = sum((Decimal(a) for a, _ in right), Decimal(0))
+    return Balance(
+        left=format(left_sum.quantize(exp), "f"),
+        right=format(right_sum.quantize(exp), "f"),
+        difference=format((left_sum - right_sum).quantize(exp), "f"),
+        currency=next(iter(currencies), None),
+        exceptions=exceptions,
     )
-    shown = format(difference.quantize(Decimal(1).scaleb(-scale)), "f")
-    return Balance(difference, shown, next(iter(currencies), ""))
 
 
-def _job(session: SessionLike, project: Project, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or job.project_id != project.id:
-        raise NotFound(f"Job {job_id} does not exist in this project.")
-    return job
+def get_balance(
+    *,
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    job_id: int,
+    left_rows: Sequence[int],
+    right_rows: Sequence[int],
+) -> Balance:
+    """Return what a manual match of these records would balance to, changing nothing; raise
+    as ``create_manual_match`` would for records it can not match."""
+    job = _job(session, project, job_id)
+    return _balance(session, storage, job, left_rows, right_rows)
 
 
 def create_manual_match(
@@ -169,36 +199,28 @@ def create_manual_match(
     ensure_unlocked(
         session=session, project_id=project.id, pair_key=pair_key_of(job), job_id=job.id
     )
-    repeated = _duplicates("left", left_rows) + _duplicates("right", right_rows)
-    if repeated:
-        raise ValidationError("A record is listed twice.", errors=repeated)
-    with db_query_timer("select", "exceptions"):
-        exceptions = _open_exceptions(session, job, left_rows, right_rows)
     balance = _balance(session, storage, job, left_rows, right_rows)
+    exceptions, shown, currency = balance.exceptions, balance.difference, balance.currency or ""
     allowed = tolerance if tolerance is not None else Decimal(0)
-    written_off = abs(balance.difference) > allowed
+    written_off = abs(balance.exact) > allowed
     if written_off and not write_off_reason:
         raise ValidationError(
-            f"The records do not balance: left minus right is {balance.shown}, more than the "
+            f"The records do not balance: left minus right is {shown}, more than the "
             f"tolerance {allowed}. Give a write_off_reason to match them anyway.",
             code="unbalanced",
-            errors=[
-                {"field": "write_off_reason", "message": f"Required: difference {balance.shown}."}
-            ],
-            difference=balance.shown,
+            errors=[{"field": "write_off_reason", "message": f"Required: difference {shown}."}],
+            difference=shown,
         )
-    pending = written_off and project_settings(project).needs_approval(
-        balance.difference, balance.currency
-    )
+    pending = written_off and project_settings(project).needs_approval(balance.exact, currency)
     match = ManualMatch(
         project_id=project.id,
         job_id=job.id,
         left_rows=list(left_rows),
         right_rows=list(right_rows),
-        difference=balance.shown,
+        difference=shown,
         write_off_reason=write_off_reason if written_off else None,
         note=note,
-        currency=balance.currency or None,
+        currency=currency or None,
         status=ManualMatchStatus.pending_approval if pending else ManualMatchStatus.active,
         created_by_id=actor.id,
     )
@@ -211,8 +233,8 @@ def create_manual_match(
             project=project,
             job_id=job.id,
             kind=ApprovalKind.manual_match,
-            write_off=balance.difference,
-            currency=balance.currency,
+            write_off=balance.exact,
+            currency=currency,
             reason_code=REASON,
             note=write_off_reason,
             actor=actor,
@@ -236,7 +258,7 @@ def create_manual_match(
             "job_id": job.id,
             "left_rows": list(left_rows),
             "right_rows": list(right_rows),
-            "difference": balance.shown,
+            "difference": shown,
             "tolerance": str(allowed),
             "write_off_reason": match.write_off_reason,
             "status": match.status.value,

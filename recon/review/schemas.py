@@ -8,14 +8,19 @@ from recon.review.models import (
     ExceptionStatus,
     ManualMatchStatus,
 )
+from recon.review.service import SORTS
 
 AGE = 100_000  # days: far beyond any exception's age, small enough for date arithmetic
-ACTIONS = ("assign", "resolve", "close", "reopen")
+ACTIONS = ("assign", "resolve", "close", "reopen", "accept", "reject")
 PATCH_STATUSES = ("assigned", "resolved", "closed", "reopened")
 
 
 class ExceptionFilterSchema(ma.Schema):
     status = ma.fields.Enum(ExceptionStatus, by_value=True, load_default=None)
+    unresolved = ma.fields.Boolean(
+        load_default=None,
+        metadata={"description": "true: only open, assigned and reopened exceptions"},
+    )
     kind = ma.fields.Enum(ExceptionKind, by_value=True, load_default=None)
     side = ma.fields.String(load_default=None, validate=ma.validate.OneOf(("left", "right")))
     job = Id(load_default=None, metadata={"description": "job id"})
@@ -26,6 +31,25 @@ class ExceptionFilterSchema(ma.Schema):
         load_default=None,
         validate=ma.validate.Length(max=200),
         metadata={"description": "text in key, description or note"},
+    )
+    min_amount = Money(
+        load_default=None,
+        metadata={"description": "smallest amount by size (the sign is ignored)"},
+    )
+    max_amount = Money(
+        load_default=None,
+        metadata={"description": "largest amount by size (the sign is ignored)"},
+    )
+    ids = ma.fields.List(
+        Id(),
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=1000),
+        metadata={"description": "only these exceptions (e.g. a selection)"},
+    )
+    sort = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.OneOf(SORTS),
+        metadata={"description": "oldest (default), newest, largest or smallest amount"},
     )
 
 

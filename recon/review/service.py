@@ -13,11 +13,12 @@ project's cached analytics. Transitions (anything else is 409):
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, false, func, or_, select
 
 from instrumentation import db_query_timer
 from recon.audit.service import SYSTEM, Actor, record, snapshot
@@ -44,13 +45,57 @@ AUDITED = ("status", "kind", "assignee_id", "reason_code", "note", "resolved_at"
 CLOSED_STATUSES = (ExceptionStatus.resolved, ExceptionStatus.closed)
 
 
+# Amounts are compared exactly in minor units, one condition per scale the column can hold.
+MAX_SCALE = 18
+SORTS = ("oldest", "newest", "largest", "smallest")
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def _amount_bound(bound: Decimal, at_least: bool) -> Any:
+    """Where |amount| >= bound (or <=), exactly: per scale, in that scale's minor units; a
+    bound past what a BIGINT holds at some scale is decided without asking the database."""
+    conditions = []
+    for scale in range(MAX_SCALE + 1):
+        minor = bound.scaleb(scale)
+        limit = math.ceil(minor) if at_least else math.floor(minor)
+        size = func.abs(ReconException.amount_minor)
+        if limit > BIGINT_MAX:
+            if at_least:
+                continue  # no stored amount is that large
+            conditions.append(ReconException.scale == scale)
+        else:
+            conditions.append(
+                and_(ReconException.scale == scale, size >= limit if at_least else size <= limit)
+            )
+    return or_(*conditions) if conditions else false()
+
+
+def _order(sort: str | None) -> tuple[Any, ...]:
+    # By size across scales: a float is exact enough to order by, never to compare with.
+    size = func.abs(cast(ReconException.amount_minor, Float)) / case(
+        *((ReconException.scale == s, 10.0**s) for s in range(MAX_SCALE + 1)), else_=1.0
+    )
+    if sort == "newest":
+        return (ReconException.opened_at.desc(), ReconException.id.desc())
+    if sort == "largest":
+        return (size.desc(), ReconException.id)
+    if sort == "smallest":
+        return (size, ReconException.id)
+    return (ReconException.opened_at, ReconException.id)
+
+
 def filtered_query(
     *, project_id: int, filters: dict[str, Any], now: datetime | None = None
 ) -> Select[Any]:
-    """Return the select of the project's exceptions matching ``filters``, oldest first.
+    """Return the select of the project's exceptions matching ``filters``, oldest first
+    unless ``sort`` says newest, largest or smallest (amounts by size).
 
     Age is in whole days since ``opened_at``: ``min_age_days`` 2 keeps exceptions opened
     two or more days ago, ``max_age_days`` 7 those opened less than eight days ago.
+    ``min_amount`` and ``max_amount`` bound the amount's size (the sign is ignored);
+    ``ids`` keeps only those exceptions, ``unresolved`` only open, assigned and reopened ones.
     """
     now = now or utcnow()
     query = select(ReconException).where(ReconException.project_id == project_id)
@@ -69,6 +114,14 @@ def filtered_query(
     if filters.get("max_age_days") is not None:
         cutoff = now - timedelta(filters["max_age_days"] + 1)
         query = query.where(ReconException.opened_at > cutoff)
+    if filters.get("unresolved"):
+        query = query.where(ReconException.status.in_(OPEN_STATUSES))
+    if filters.get("ids") is not None:
+        query = query.where(ReconException.id.in_(filters["ids"]))
+    if filters.get("min_amount") is not None:
+        query = query.where(_amount_bound(Decimal(filters["min_amount"]), at_least=True))
+    if filters.get("max_amount") is not None:
+        query = query.where(_amount_bound(Decimal(filters["max_amount"]), at_least=False))
     if filters.get("q"):
         pattern = f"%{filters['q'].lower()}%"
         query = query.where(
@@ -78,7 +131,7 @@ def filtered_query(
                 func.lower(ReconException.note).like(pattern),
             )
         )
-    return query.order_by(ReconException.opened_at, ReconException.id)
+    return query.order_by(*_order(filters.get("sort")))
 
 
 def get_exceptions(
@@ -97,6 +150,26 @@ def get_exception(*, session: SessionLike, project: Project, exception_id: int) 
     if found is None or found.project_id != project.id:
         raise NotFound(f"Exception {exception_id} does not exist in this project.")
     return found
+
+
+def get_counterparts(*, session: SessionLike, exception: ReconException) -> list[ReconException]:
+    """Return the other side's exceptions of the same break or suggestion, by row (none for an
+    unmatched record)."""
+    if exception.match_id is None:
+        return []
+    with db_query_timer("select", "exceptions"):
+        return list(
+            session.scalars(
+                select(ReconException)
+                .where(
+                    ReconException.project_id == exception.project_id,
+                    ReconException.job_id == exception.job_id,
+                    ReconException.match_id == exception.match_id,
+                    ReconException.side != exception.side,
+                )
+                .order_by(ReconException.row)
+            )
+        )
 
 
 def check_assignee(*, session: SessionLike, project: Project, user_id: int) -> None:

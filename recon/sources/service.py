@@ -76,6 +76,56 @@ def _copy_and_hash(stream: IO[bytes], dest: Path, max_bytes: int) -> tuple[str, 
     return digest.hexdigest(), size
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What an upload would become, without storing it: the first rows as parsed."""
+
+    row_count: int
+    options: dict[str, Any]
+    mapping: dict[str, str | None]
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    sums: dict[str, str]
+
+
+def preview_upload(
+    *,
+    storage: Storage,
+    upload: Upload,
+    max_bytes: int,
+    limits: Limits | None = None,
+    rows: int = 20,
+) -> Preview:
+    """Return the first ``rows`` records of ``upload`` as the upload would store them, the
+    options detected and the mapping used; raise as ``create_source`` would, storing nothing.
+
+    The whole file is parsed (a row problem at the end is found now, not at the upload).
+    """
+    with (
+        storage.temp_path(Path(upload.filename).suffix.lower()) as raw,
+        storage.temp_path(".parquet") as parquet,
+    ):
+        _copy_and_hash(upload.stream, raw, max_bytes)
+        result = ingest_file(
+            raw,
+            parquet,
+            filename=upload.filename,
+            mapping=upload.mapping,
+            options=upload.options,
+            limits=limits,
+            temp_dir=storage.tmp_dir,
+        )
+        first = _read_rows(str(parquet), per_page=rows, offset=0)
+    return Preview(
+        row_count=result.row_count,
+        options=result.detected_options,
+        mapping=result.mapping,
+        columns=list(result.columns),
+        rows=first,
+        sums={k: str(v) for k, v in result.sums.items()},
+    )
+
+
 def _existing(session: SessionLike, project_id: int, sha256: str, settings: str) -> Source | None:
     return session.scalars(
         select(Source).where(
@@ -321,18 +371,23 @@ def get_rows(
     *, storage: Storage, source: Source, page: int = 1, per_page: int = 50
 ) -> Page[dict[str, Any]]:
     """Return a page of the source's canonical columns, in file order, amounts as exact strings."""
-    path = str(storage.path(source.path))
+    items = _read_rows(
+        str(storage.path(source.path)), per_page=per_page, offset=(page - 1) * per_page
+    )
+    return Page(items=items, page=page, per_page=per_page, total=source.row_count)
+
+
+def _read_rows(path: str, *, per_page: int, offset: int) -> list[dict[str, Any]]:
     con = connect()
     try:
         rows = con.execute(
             "SELECT row, key, CAST(amount AS VARCHAR), CAST(date AS VARCHAR), currency, "
             "description FROM read_parquet(?) ORDER BY row LIMIT ? OFFSET ?",
-            [path, per_page, (page - 1) * per_page],
+            [path, per_page, offset],
         ).fetchall()
     finally:
         con.close()
-    items = [dict(zip(CANONICAL, row, strict=True)) for row in rows]
-    return Page(items=items, page=page, per_page=per_page, total=source.row_count)
+    return [dict(zip(CANONICAL, row, strict=True)) for row in rows]
 
 
 def delete_source(

@@ -274,7 +274,7 @@ def test_results_filters_and_keyset_paging(world):
     assert set(records(world, side="right", status="unmatched")) == {("right", 4), ("right", 5)}
     assert set(records(world, key="inv-2")) == {("left", 2), ("right", 2)}
     assert set(records(world, q="globex")) == {("left", 4), ("right", 3)}
-    assert set(records(world, amount_min="45", amount_max="100")) == {
+    assert set(records(world, min_amount="45", max_amount="100")) == {
         ("left", 1),
         ("right", 1),
         ("left", 3),

@@ -1,0 +1,11 @@
+"""The workspace's pages, one module per area; each registers its routes on ``bp``."""
+
+from recon.workspace.views import (  # noqa: F401  (importing registers the routes)
+    auth,
+    exceptions,
+    insight,
+    jobs,
+    projects,
+    rules,
+    sources,
+)

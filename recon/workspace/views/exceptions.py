@@ -1,0 +1,349 @@
+"""The exception queue: filters and sorting, a record beside its counterpart, assign to me,
+resolve, comments, accept or reject suggestions one by one or in bulk, and the next item
+selected after each action; manual matches of a job's records with the running difference.
+
+Every action form carries ``back`` (the queue's query string) and ``i`` (the position of
+the item acted on), so the answer can show the same queue with the next item selected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import marshmallow as ma
+from flask import request
+from werkzeug.datastructures import MultiDict
+
+from recon.audit.service import get_events
+from recon.auth.guard import current_actor, current_project, current_user
+from recon.errors import APIError, ValidationError
+from recon.jobs.results import differing_fields
+from recon.projects.service import get_members
+from recon.projects.settings import project_settings
+from recon.review.bulk import bulk_update
+from recon.review.manual import create_manual_match, get_balance
+from recon.review.models import ExceptionKind, ExceptionStatus, ReconException
+from recon.review.schemas import (
+    CommentCreateSchema,
+    ExceptionArgsSchema,
+    ManualMatchCreateSchema,
+)
+from recon.review.service import (
+    SORTS,
+    add_comment,
+    decide_suggestion,
+    get_comments,
+    get_counterparts,
+    get_exception,
+    get_exceptions,
+    update_exception,
+)
+from recon.workspace.blueprint import bp
+from recon.workspace.forms import field_errors, load
+from recon.workspace.render import STANDALONE, page
+from recon.workspace.views.common import cache, session, storage
+
+DEFAULT_QUEUE = {"unresolved": "true"}
+QUEUE_PAGE = 25
+
+
+class ResolveSchema(ma.Schema):
+    reason_code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    note = ma.fields.String(load_default=None, validate=ma.validate.Length(max=10_000))
+
+
+class BulkFormSchema(ma.Schema):
+    ids = ma.fields.List(
+        ma.fields.Integer(), required=True, validate=ma.validate.Length(min=1, max=1000)
+    )
+    action = ma.fields.String(
+        required=True, validate=ma.validate.OneOf(("accept", "reject", "assign", "resolve"))
+    )
+    reason_code = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64))
+
+
+def _queue_args(query: str | None) -> tuple[dict[str, Any], str]:
+    """The queue's filters from a query string (the default queue when there is none)."""
+    # Blank values count: "all" (unresolved=) with no other filter is not the default queue.
+    pairs = [(k, v) for k, v in parse_qsl(query or "", keep_blank_values=True) if k != "i"]
+    pairs = pairs or list(DEFAULT_QUEUE.items())
+    args = load(ExceptionArgsSchema(), MultiDict(pairs))
+    args["per_page"] = (
+        min(args["per_page"], QUEUE_PAGE) if "per_page" in dict(pairs) else QUEUE_PAGE
+    )
+    return args, urlencode(pairs)
+
+
+def _names() -> dict[int, str]:
+    return {
+        m.user_id: m.user.username
+        for m in get_members(session=session(), project=current_project())
+    }
+
+
+def _fields(exception: ReconException) -> dict[str, Any]:
+    return {
+        "key": exception.key,
+        "amount": exception.amount,
+        "date": exception.date,
+        "currency": exception.currency,
+        "description": exception.description,
+    }
+
+
+def _detail(exception: ReconException | None) -> dict[str, Any]:
+    if exception is None:
+        return {"exception": None}
+    # The other side's own exceptions carry every field (the stored counterpart list has no
+    # description); the list is the fallback when they are gone.
+    others = get_counterparts(session=session(), exception=exception)
+    counterpart = [_fields(o) | {"side": o.side, "row": o.row, "id": o.id} for o in others] or (
+        exception.counterpart or []
+    )
+    mine = _fields(exception)
+    differ = set((exception.diff or {}).get("fields") or []) | differing_fields(mine, counterpart)
+    return {
+        "exception": exception,
+        "counterpart": counterpart,
+        "differ": differ,
+        "comments": get_comments(session=session(), exception=exception, per_page=100).items,
+        "events": get_events(
+            session=session(),
+            project_id=exception.project_id,
+            object_type="exception",
+            object_id=str(exception.id),
+            per_page=20,
+        ).items,
+    }
+
+
+def _workbench(
+    query: str | None, index: int = 0, acted: int | None = None, status: int = 200, **extra: Any
+) -> Any:
+    """The queue with one item selected: the one at ``index``, or the one after it when the
+    item acted on (``acted``) is still there (it still matches the filters)."""
+    args, back = _queue_args(query)
+    queue = get_exceptions(session=session(), project=current_project(), **args)
+    items = queue.items
+    if items and acted is not None and index < len(items) and items[index].id == acted:
+        index += 1
+    index = max(0, min(index, len(items) - 1)) if items else 0
+    selected = items[index] if items else None
+    return page(
+        "workspace/exceptions.html",
+        "workspace/_workbench.html",
+        status=status,
+        queue=queue,
+        args=args,
+        back=back,
+        query={k: v for k, v in parse_qsl(back, keep_blank_values=True) if k != "page"},
+        index=index,
+        names=_names(),
+        me=current_user(),
+        reasons=project_settings(current_project()).reason_codes,
+        sorts=SORTS,
+        kinds=[k.value for k in ExceptionKind],
+        statuses=[s.value for s in ExceptionStatus],
+        **_detail(selected),
+        **extra,
+    )
+
+
+@bp.route("/projects/<id:pid>/exceptions", endpoint="exceptions")
+def queue(pid: int) -> Any:
+    """The queue, filtered and sorted, with its first item (or ``?i=``) selected."""
+    index = request.args.get("i", "0")
+    return _workbench(request.query_string.decode(), int(index) if index.isdigit() else 0)
+
+
+@bp.route("/projects/<id:pid>/exceptions/<id:eid>", endpoint="exception")
+def detail(pid: int, eid: int) -> Any:
+    """One exception beside its counterpart, with its actions, comments and audit trail."""
+    found = get_exception(session=session(), project=current_project(), exception_id=eid)
+    back = request.args.get("back", "")
+    index = request.args.get("i", "0")
+    return page(
+        STANDALONE,
+        "workspace/_exception.html",
+        back=back,
+        index=int(index) if index.isdigit() else 0,
+        names=_names(),
+        me=current_user(),
+        reasons=project_settings(current_project()).reason_codes,
+        **_detail(found),
+    )
+
+
+def _acted(eid: int) -> Any:
+    index = request.form.get("i", "0")
+    return _workbench(request.form.get("back"), int(index) if index.isdigit() else 0, acted=eid)
+
+
+def _exception(eid: int) -> ReconException:
+    return get_exception(session=session(), project=current_project(), exception_id=eid)
+
+
+@bp.route("/projects/<id:pid>/exceptions/<id:eid>/assign", methods=["POST"], endpoint="assign")
+def assign(pid: int, eid: int) -> Any:
+    """Assign the exception to me; the next item is selected."""
+    update_exception(
+        session=session(),
+        project=current_project(),
+        exception=_exception(eid),
+        changes={"assignee_id": current_user().id},
+        actor=current_actor(),
+        cache=cache(),
+    )
+    return _acted(eid)
+
+
+@bp.route("/projects/<id:pid>/exceptions/<id:eid>/resolve", methods=["POST"], endpoint="resolve")
+def resolve(pid: int, eid: int) -> Any:
+    """Resolve the exception with a reason code and a note; the next item is selected."""
+    data = load(ResolveSchema(), request.form)
+    update_exception(
+        session=session(),
+        project=current_project(),
+        exception=_exception(eid),
+        changes={"status": "resolved", **data},
+        actor=current_actor(),
+        cache=cache(),
+    )
+    return _acted(eid)
+
+
+@bp.route(
+    "/projects/<id:pid>/exceptions/<id:eid>/<any(accept,reject):decision>",
+    methods=["POST"],
+    endpoint="decide",
+)
+def decide(pid: int, eid: int, decision: str) -> Any:
+    """Accept or reject a suggested match; the next item is selected."""
+    decide_suggestion(
+        session=session(),
+        project=current_project(),
+        exception=_exception(eid),
+        accept=decision == "accept",
+        actor=current_actor(),
+        cache=cache(),
+    )
+    return _acted(eid)
+
+
+@bp.route("/projects/<id:pid>/exceptions/<id:eid>/comments", methods=["POST"], endpoint="comment")
+def comment(pid: int, eid: int) -> Any:
+    """Add a comment; the same item stays selected."""
+    data = load(CommentCreateSchema(), request.form)
+    found = _exception(eid)
+    add_comment(session=session(), exception=found, body=data["body"], actor=current_actor())
+    index = request.form.get("i", "0")
+    return page(
+        STANDALONE,
+        "workspace/_exception.html",
+        back=request.form.get("back", ""),
+        index=int(index) if index.isdigit() else 0,
+        names=_names(),
+        me=current_user(),
+        reasons=project_settings(current_project()).reason_codes,
+        **_detail(found),
+    )
+
+
+@bp.route("/projects/<id:pid>/exceptions/bulk", methods=["POST"], endpoint="bulk")
+def bulk(pid: int) -> Any:
+    """Accept, reject, assign to me or resolve the selected exceptions."""
+    data = load(BulkFormSchema(), request.form)
+    result = bulk_update(
+        session=session(),
+        project=current_project(),
+        filters={"ids": data["ids"]},
+        action=data["action"],
+        assignee_id=current_user().id if data["action"] == "assign" else None,
+        reason_code=data["reason_code"],
+        actor=current_actor(),
+        cache=cache(),
+    )
+    return _workbench(request.form.get("back"), 0, done=result, done_action=data["action"])
+
+
+class MatchArgsSchema(ma.Schema):
+    q = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))
+
+
+def _match_page(jid: int, status: int = 200, **extra: Any) -> Any:
+    args = load(MatchArgsSchema(), request.values)
+    common = {"job": jid, "unresolved": True, "q": args["q"], "per_page": 200}
+    sides = {
+        side: get_exceptions(session=session(), project=current_project(), side=side, **common)
+        for side in ("left", "right")
+    }
+    return page(
+        "workspace/manual.html",
+        "workspace/_manual_lists.html",
+        status=status,
+        job_id=jid,
+        sides=sides,
+        q=args["q"] or "",
+        reasons=project_settings(current_project()).reason_codes,
+        **extra,
+    )
+
+
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/match", endpoint="manual")
+def manual(pid: int, jid: int) -> Any:
+    """Pick open records of both sides of a job to match them by hand."""
+    return _match_page(jid)
+
+
+def _rows(field: str) -> list[int]:
+    values = request.form.getlist(field)
+    if not all(v.isdigit() and len(v) < 19 for v in values):
+        raise ValidationError(
+            "Pick records from the lists.", errors=[{"field": field, "message": "Not a record."}]
+        )
+    return [int(v) for v in values]
+
+
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/match/balance", methods=["POST"], endpoint="balance")
+def balance(pid: int, jid: int) -> Any:
+    """The running difference of the records picked so far."""
+    left, right = _rows("left_rows"), _rows("right_rows")
+    context: dict[str, Any] = {
+        "job_id": jid,
+        "picked": len(left) + len(right),
+        "reasons": project_settings(current_project()).reason_codes,
+    }
+    if left or right:
+        try:
+            context["balance"] = get_balance(
+                session=session(),
+                storage=storage(),
+                project=current_project(),
+                job_id=jid,
+                left_rows=left,
+                right_rows=right,
+            )
+        except ValidationError as error:
+            context["error"] = error
+    return page(STANDALONE, "workspace/_balance.html", **context)
+
+
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/match", methods=["POST"], endpoint="manual_send")
+def manual_send(pid: int, jid: int) -> Any:
+    """Match the picked records; a difference needs a write-off reason."""
+    try:
+        data = load(ManualMatchCreateSchema(), request.form)
+        made = create_manual_match(
+            session=session(),
+            storage=storage(),
+            project=current_project(),
+            job_id=jid,
+            actor=current_actor(),
+            cache=cache(),
+            **data,
+        )
+    except APIError as error:
+        errors = field_errors(error) if isinstance(error, ValidationError) else {}
+        return _match_page(jid, status=error.status, error=error, errors=errors)
+    return _match_page(jid, made=made)
