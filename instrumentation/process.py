@@ -1,0 +1,112 @@
+"""Who this process is to a collector, and the OTLP metric export it adds.
+
+Every process (a gunicorn worker, a Celery worker's main process and each of
+its pool children) gets a ``service.instance.id`` of its own, a random UUID:
+a collector that receives cumulative counters from several processes of one
+pod keeps one series per instance, so adding them up is exact. recon sets the
+id itself, over any ``OTEL_RESOURCE_ATTRIBUTES`` value, because an id shared
+by the processes of a pod would merge their counters. ``service.name`` is the
+process's role (``recon-web``, ``recon-worker``) unless ``OTEL_SERVICE_NAME``
+or ``OTEL_RESOURCE_ATTRIBUTES`` names one.
+
+``OTEL_METRICS_EXPORTER`` (the SDK's own variable, a comma-separated list)
+adds a periodic OTLP/HTTP exporter when it names ``otlp``; recon's Prometheus
+reader is always there. The exporter sends to
+``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``
+(+ ``/v1/metrics``) every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (60000).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricReader,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+
+log = logging.getLogger("recon.instrumentation")
+
+WEB = "recon-web"
+WORKER = "recon-worker"
+METRICS_EXPORTER_VARIABLE = "OTEL_METRICS_EXPORTER"
+# What OTEL_METRICS_EXPORTER may name here: the Prometheus reader is always on.
+_KNOWN_EXPORTERS = frozenset({"otlp", "prometheus", "none"})
+
+
+def process_resource(role: str) -> Resource:
+    """Return this process's resource: ``service.name`` and a new ``service.instance.id``."""
+    resource = Resource.create({SERVICE_INSTANCE_ID: str(uuid.uuid4()), "process.pid": os.getpid()})
+    # Resource.create names a service nobody configured "unknown_service...".
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: role}))
+    return resource
+
+
+def otlp_metrics_configured() -> bool:
+    """Whether ``OTEL_METRICS_EXPORTER`` asks for OTLP (unknown names are logged, not fatal)."""
+    names = {
+        part.strip().lower()
+        for part in os.environ.get(METRICS_EXPORTER_VARIABLE, "").split(",")
+        if part.strip()
+    }
+    unknown = names - _KNOWN_EXPORTERS
+    if unknown:
+        log.warning(
+            "%s names %s; recon supports otlp (OTLP/HTTP) beside its Prometheus reader",
+            METRICS_EXPORTER_VARIABLE,
+            ", ".join(sorted(unknown)),
+        )
+    return "otlp" in names
+
+
+def otlp_metric_readers() -> Sequence[MetricReader]:
+    """Return the periodic OTLP/HTTP reader when configured, else nothing."""
+    if not otlp_metrics_configured():
+        return ()
+    # Imported here: the exporter pulls in protobuf, only worth it when used.
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return (PeriodicExportingMetricReader(ProcessBoundExporter(OTLPMetricExporter())),)
+
+
+class ProcessBoundExporter(MetricExporter):
+    """Exports only from the process that built it; a forked child's copy stays silent.
+
+    The SDK restarts a periodic reader's thread in a forked child, so a Celery
+    pool child would go on exporting the parent's counters under the parent's
+    ``service.instance.id`` (and once more when it shuts the copy down). The
+    child builds its own provider and exporter instead (``Metrics.rebind``).
+    """
+
+    def __init__(self, exporter: MetricExporter) -> None:
+        super().__init__(
+            # The reader asks its exporter for these; the wrapped one decided them
+            # from OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
+            preferred_temporality=exporter._preferred_temporality,
+            preferred_aggregation=exporter._preferred_aggregation,
+        )
+        self.exporter = exporter
+        self.pid = os.getpid()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        if os.getpid() != self.pid:
+            return MetricExportResult.SUCCESS
+        return self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return os.getpid() != self.pid or self.exporter.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if os.getpid() == self.pid:
+            self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
