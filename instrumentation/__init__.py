@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from instrumentation.metrics import Backlog, BacklogReader, Metrics, build_meter_provider
-from instrumentation.process import WEB, otlp_metric_readers, process_resource
+from instrumentation.process import WEB, otlp_metric_exporters, process_resource
 from instrumentation.recorders import (
     EXTENSION_KEY,
     current_metrics,
@@ -105,7 +105,7 @@ def init_app(
     if meter_provider is None:
         registry = registry if registry is not None else CollectorRegistry()
         meter_provider = build_meter_provider(
-            registry, extra_readers=otlp_metric_readers(), resource=resource
+            registry, exporters=otlp_metric_exporters(), resource=resource
         )
     metrics = Metrics(
         meter_provider, registry=registry, backlog=quietly(backlog) if backlog else None

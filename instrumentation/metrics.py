@@ -30,6 +30,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from instrumentation.counts import CumulativeCounts
+from instrumentation.process import ProcessBoundExporter, periodic_readers
 
 METER_NAME = "recon.instrumentation"
 METER_VERSION = "0.1.0"
@@ -87,21 +88,41 @@ BacklogReader = Callable[[], "Backlog | None"]
 _BACKLOG_TTL = 1.0
 
 
+class ProcessMeterProvider(SDKMeterProvider):
+    """A MeterProvider that knows its push exporters, so that it can be retired quietly."""
+
+    def __init__(self, *, exporters: Sequence[ProcessBoundExporter] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.exporters = tuple(exporters)
+
+    def retire(self) -> None:
+        """Shut down without a last export: this process goes on under another identity."""
+        for exporter in self.exporters:
+            exporter.retire()
+        self.shutdown()
+
+
 def build_meter_provider(
     registry: CollectorRegistry,
     *,
+    exporters: Sequence[ProcessBoundExporter] = (),
     extra_readers: Sequence[MetricReader] = (),
     resource: Resource | None = None,
-) -> SDKMeterProvider:
-    """Return a MeterProvider whose Prometheus reader is bound to ``registry``."""
+) -> ProcessMeterProvider:
+    """Return a MeterProvider whose Prometheus reader is bound to ``registry``.
+
+    Each of ``exporters`` gets a periodic reader beside it (the OTLP route).
+    """
     reader = PrometheusMetricReader(
         # target_info and otel_scope_* labels add series nobody queries; DESIGN.md 10.
         disable_target_info=True,
         scope_info_enabled=False,
         registry=registry,
     )
-    return SDKMeterProvider(
-        metric_readers=[reader, *extra_readers],
+    pushing = [*periodic_readers(exporters), *extra_readers]
+    return ProcessMeterProvider(
+        exporters=exporters,
+        metric_readers=[reader, *pushing],
         resource=resource or Resource.create({}),
         # The Prometheus text format carries no exemplars; sampling them for
         # every measurement made each one about 40 % slower.
@@ -109,7 +130,7 @@ def build_meter_provider(
         # A pull reader has nothing to flush, and an atexit hook per provider
         # would keep every test app's provider alive until exit; a push reader
         # sends its last counts when the process exits.
-        shutdown_on_exit=bool(extra_readers),
+        shutdown_on_exit=bool(pushing),
     )
 
 

@@ -68,23 +68,31 @@ def otlp_metrics_configured() -> bool:
     return "otlp" in names
 
 
-def otlp_metric_readers() -> Sequence[MetricReader]:
-    """Return the periodic OTLP/HTTP reader when configured, else nothing."""
+def otlp_metric_exporters() -> Sequence[ProcessBoundExporter]:
+    """Return the OTLP/HTTP metric exporter when configured, else nothing."""
     if not otlp_metrics_configured():
         return ()
     # Imported here: the exporter pulls in protobuf, only worth it when used.
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return (PeriodicExportingMetricReader(ProcessBoundExporter(OTLPMetricExporter())),)
+    return (ProcessBoundExporter(OTLPMetricExporter()),)
+
+
+def periodic_readers(exporters: Sequence[MetricExporter]) -> list[MetricReader]:
+    """Return a periodic reader (``OTEL_METRIC_EXPORT_INTERVAL``) for each exporter."""
+    return [PeriodicExportingMetricReader(exporter) for exporter in exporters]
 
 
 class ProcessBoundExporter(MetricExporter):
-    """Exports only from the process that built it; a forked child's copy stays silent.
+    """Exports only from the process that built it, and only until it is retired.
 
     The SDK restarts a periodic reader's thread in a forked child, so a Celery
     pool child would go on exporting the parent's counters under the parent's
-    ``service.instance.id`` (and once more when it shuts the copy down). The
-    child builds its own provider and exporter instead (``Metrics.rebind``).
+    ``service.instance.id`` (and once more when it shuts the copy down): the
+    copy stays silent, and the child builds its own (``Metrics.rebind``). A
+    process that takes a new identity (a Celery worker's main process, built as
+    a web app) retires its first exporter, so the old identity sends no last
+    export either.
     """
 
     def __init__(self, exporter: MetricExporter) -> None:
@@ -96,11 +104,16 @@ class ProcessBoundExporter(MetricExporter):
         )
         self.exporter = exporter
         self.pid = os.getpid()
+        self.retired = False
+
+    def retire(self) -> None:
+        """Send nothing more, not even the last export of a shutdown."""
+        self.retired = True
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        if os.getpid() != self.pid:
+        if self.retired or os.getpid() != self.pid:
             return MetricExportResult.SUCCESS
         return self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
 

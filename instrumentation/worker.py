@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry
 
 from instrumentation.listener import MetricsListener
 from instrumentation.metrics import Metrics, build_meter_provider
-from instrumentation.process import WORKER, otlp_metric_readers, process_resource
+from instrumentation.process import WORKER, otlp_metric_exporters, process_resource
 from instrumentation.recorders import EXTENSION_KEY
 from instrumentation.tracing import (
     TRACER_EXTENSION_KEY,
@@ -102,8 +102,13 @@ class WorkerTelemetry:
             self.listen(index=0)
 
     def on_process_init(self, **_: Any) -> None:
+        # The solo pool sends this signal too, in the worker's own process (handled
+        # at worker_init, or an embedded worker): only a pool child has an index.
+        index = current_process_index(base=0)
+        if index is None:
+            return
         self.become_worker_process()
-        self.listen(index=current_process_index(base=0) or 0)
+        self.listen(index=index)
 
     def on_process_shutdown(self, **_: Any) -> None:
         if self.owned:
@@ -123,12 +128,13 @@ class WorkerTelemetry:
         if isinstance(metrics, Metrics):
             registry = CollectorRegistry()
             provider = build_meter_provider(
-                registry, extra_readers=otlp_metric_readers(), resource=resource
+                registry, exporters=otlp_metric_exporters(), resource=resource
             )
             previous = metrics.rebind(provider, registry=registry)
-            shutdown = getattr(previous, "shutdown", None)
-            if callable(shutdown):
-                shutdown()
+            # Its counts are the parent's (or the web app's this process started as).
+            retire = getattr(previous, "retire", None) or getattr(previous, "shutdown", None)
+            if callable(retire):
+                retire()
         if self.app.extensions.get(TRACER_EXTENSION_KEY) is not None:
             replace_tracer_provider(self.app, build_tracer_provider(resource))
 
