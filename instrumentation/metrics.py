@@ -343,22 +343,25 @@ class Metrics:
 
     # -- job backlog ---------------------------------------------------------
 
-    def _read_backlog(self) -> Backlog | None:
+    def _read_backlog(self, *, fresh: bool) -> Backlog | None:
+        # The SDK runs a provider's callbacks in the order the instruments were
+        # declared, one collection at a time: the backlog gauge reads, the age
+        # gauge right after it reuses that reading (unless it is somehow stale).
         read_at, reading = self._backlog_reading
         now = time.monotonic()
-        if now - read_at > _BACKLOG_TTL and self._backlog is not None:
+        if (fresh or now - read_at > _BACKLOG_TTL) and self._backlog is not None:
             reading = self._backlog()
             self._backlog_reading = (now, reading)
         return reading
 
     def _observe_backlog(self, _options: CallbackOptions) -> Iterable[Observation]:
-        reading = self._read_backlog()
+        reading = self._read_backlog(fresh=True)
         if reading is not None:
             yield Observation(reading.queued, {"status": "queued"})
             yield Observation(reading.running, {"status": "running"})
 
     def _observe_oldest_queued(self, _options: CallbackOptions) -> Iterable[Observation]:
-        reading = self._read_backlog()
+        reading = self._read_backlog(fresh=False)
         if reading is not None:
             yield Observation(reading.oldest_queued_seconds)
 
