@@ -30,6 +30,7 @@ from recon.extensions import db
 from recon.jobs.backlog import backlog_reader
 from recon.problems import metrics_unauthorized
 from tests.conftest import AuthClient, Factory, app_config, migrate_schema
+from tests.instrumentation.workers import FAILING_LEFT, FAILING_RIGHT, FAILING_RULES
 
 LEFT = "Reference,Amount,Date\nK1,10.00,2024-01-02\nK2,5.00,2024-01-02\nK3,7.00,2024-01-03\n"
 RIGHT = "Reference,Amount,Date\nK1,10.00,2024-01-02\nK2,5.03,2024-01-02\nK4,1.00,2024-01-03\n"
@@ -217,15 +218,7 @@ def test_a_pass_that_fails_marks_its_span_and_the_engine_span(
     gen = traced_app(tmp_path, monkeypatch, RECON_MAX_CANDIDATES=2)
     traced = next(gen)
     try:
-        # 3 x 3 records on one key: 9 candidate pairs, over RECON_MAX_CANDIDATES=2.
-        left = "reference,amount,date\nK2,1.00,2024-01-02\nK2,2.00,2024-01-02\nK2,3.00,2024-01-02\n"
-        right = (
-            "reference,amount,date\nK2,1.00,2024-01-03\nK2,2.00,2024-01-03\nK2,4.00,2024-01-03\n"
-        )
-        rules = {
-            "passes": [{"name": "wide", "match_on": ["key"], "amount_tolerance": {"absolute": "5"}}]
-        }
-        jid = traced.post_job(rules, left, right)
+        jid = traced.post_job(FAILING_RULES, FAILING_LEFT, FAILING_RIGHT)
         assert traced.wait(jid)["status"] == "failed"
         spans = list(traced.exporter.get_finished_spans())
         request = one(spans, "POST /api/projects/<int:pid>/jobs")

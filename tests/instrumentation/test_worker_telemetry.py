@@ -10,124 +10,71 @@ task's spans arrive from the worker's pool child.
 
 from __future__ import annotations
 
-import io
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import instrumentation
-import recon
-from recon.extensions import db
 from recon.jobs.backlog import backlog_reader
 from recon.problems import metrics_unauthorized
-from tests.conftest import AuthClient, Factory, app_config, migrate_schema
 from tests.instrumentation.conftest import Exposition
 from tests.instrumentation.otlp import OTLPReceiver
 from tests.instrumentation.test_job_trace import LEFT, RIGHT, RULES
-from tests.servers import free_port
+from tests.instrumentation.workers import (
+    FAILING_LEFT,
+    FAILING_RIGHT,
+    FAILING_RULES,
+    WorkerRun,
+    start_worker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "worker-metrics-token"
-FAILING_LEFT = "reference,amount,date\nK2,1.00,2024-01-02\nK2,2.00,2024-01-02\nK2,3.00,2024-01-02\n"
-FAILING_RIGHT = (
-    "reference,amount,date\nK2,1.00,2024-01-03\nK2,2.00,2024-01-03\nK2,4.00,2024-01-03\n"
-)
-FAILING_RULES = {
-    "passes": [{"name": "wide", "match_on": ["key"], "amount_tolerance": {"absolute": "5"}}]
-}
 
 
 @dataclass
 class World:
-    producer: Any
-    client: AuthClient
-    pid: int
-    worker: subprocess.Popen[bytes]
-    log: Path
-    port: int
+    run: WorkerRun
     receiver: OTLPReceiver
     exporter: InMemorySpanExporter
     jobs: dict[str, list[int]]
 
     @property
+    def worker(self) -> subprocess.Popen[bytes]:
+        return self.run.process
+
+    @property
+    def port(self) -> int:
+        return self.run.port
+
+    @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
+        return self.run.metrics_url
 
     def scrape(self, **headers: str) -> requests.Response:
-        return requests.get(
-            self.metrics_url, headers={"Authorization": f"Bearer {TOKEN}", **headers}, timeout=5
-        )
-
-
-def wait_until(check: Any, what: str, timeout: float = 60.0, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (requests.RequestException, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
-
-
-def post_and_wait(world: World, left: str, right: str, rules: dict[str, Any]) -> tuple[int, str]:
-    ids = []
-    for side, text in (("left", left), ("right", right)):
-        data = {
-            "name": f"{side}-{uuid.uuid4().hex[:6]}",
-            "file": (io.BytesIO(text.encode()), "s.csv"),
-        }
-        response = world.client.post(
-            f"/api/projects/{world.pid}/sources", data=data, content_type="multipart/form-data"
-        )
-        assert response.status_code in (201, 409), response.get_json()
-        body = response.get_json()
-        ids.append(body["id"] if response.status_code == 201 else body["existing_source_id"])
-    response = world.client.post(
-        f"/api/projects/{world.pid}/jobs",
-        json={"left_source_id": ids[0], "right_source_id": ids[1], "rules": rules},
-    )
-    assert response.status_code == 202, response.get_json()
-    jid = int(response.get_json()["id"])
-
-    def finished() -> str | None:
-        status = world.client.get(f"/api/projects/{world.pid}/jobs/{jid}").get_json()["status"]
-        return status if status in ("succeeded", "failed", "cancelled") else None
-
-    return jid, str(wait_until(finished, f"job {jid}", log=world.log))
+        return self.run.scrape(**headers)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, module_redis_url: str) -> Iterator[World]:
-    redis_url = module_redis_url
-    tmp = tmp_path_factory.mktemp("worker")
-    database = f"sqlite:///{tmp / 'worker.db'}"
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     receiver = OTLPReceiver()
-    queue = f"recon-telemetry-{uuid.uuid4().hex[:8]}"
-    config = app_config(tmp, database, RECON_REDIS_URL=redis_url, RECON_JOB_RUNNER="celery")
 
-    def observe(app: Any) -> None:
+    def observe(app: Flask) -> None:
+        # The producer's spans (request, publish) to the test; the worker's go over OTLP.
         instrumentation.init_app(
             app,
             tracer_provider=provider,
@@ -135,59 +82,20 @@ def world(tmp_path_factory: pytest.TempPathFactory, module_redis_url: str) -> It
             backlog=backlog_reader(app),
         )
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(recon, "register_observability", observe)
-        producer = recon.create_app(config)
-    producer.extensions["celery"].conf.task_default_queue = queue
-    migrate_schema(producer)
-    port = free_port()
-    log = tmp / "worker.log"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "OTEL_"))},
-        "PYTHONPATH": str(ROOT),
-        "RECON_DATABASE_URL": database,
-        "RECON_DATA_DIR": config["RECON_DATA_DIR"],
-        "RECON_REDIS_URL": redis_url,
-        "RECON_MAX_CANDIDATES": "2",
-        "RECON_METRICS_TOKEN": TOKEN,
-        "RECON_WORKER_METRICS_PORT": str(port),
-        "RECON_BIND_HOST": "127.0.0.1",
-        "OTEL_METRICS_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-        "OTEL_METRIC_EXPORT_INTERVAL": "300",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "recon.celery_worker",
-                "worker",
-                "-Q",
-                queue,
-                "--concurrency=1",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    run = start_worker(
+        tmp_path_factory.mktemp("worker"),
+        module_redis_url,
+        token=TOKEN,
+        observe=observe,
+        env={
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_METRIC_EXPORT_INTERVAL": "300",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+    )
     try:
-        with producer.app_context():
-            factory = Factory(producer)
-            user = factory.user()
-            project = factory.project(members={user: "owner"})
-            client = AuthClient(producer.test_client(), user, factory.token(user))
-            pid = project.id
-            db.session.remove()
-        world = World(producer, client, pid, worker, log, port, receiver, exporter, {})
-        wait_until(lambda: world.scrape().status_code == 200, "the worker's /metrics", log=log)
+        run.wait_for_metrics()
         exporter.clear()
         jobs: dict[str, list[int]] = {"succeeded": [], "failed": []}
         for left, right, rules in (
@@ -195,18 +103,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, module_redis_url: str) -> It
             (LEFT, RIGHT, RULES),
             (FAILING_LEFT, FAILING_RIGHT, FAILING_RULES),
         ):
-            jid, status = post_and_wait(world, left, right, rules)
+            jid, status = run.post_and_wait(left, right, rules)
             jobs[status].append(jid)
-        world.jobs = jobs
-        yield world
+        yield World(run, receiver, exporter, jobs)
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        run.close()
         receiver.close()
-        producer.extensions["recon_cache"].close()
-        with producer.app_context():
-            db.engine.dispose()
+        provider.shutdown()
 
 
 def test_the_worker_serves_exact_job_metrics_of_its_own(world: World) -> None:
@@ -226,7 +129,7 @@ def test_the_worker_serves_exact_job_metrics_of_its_own(world: World) -> None:
     task = {"route": "task:recon.run_job", "operation": "update", "table": "jobs"}
     assert worker.value("reconciliation_db_query_duration_seconds_count", **task) >= 3
     # The web process that posted the jobs counted none of this: they ran elsewhere.
-    web = Exposition(world.client.client.get("/api/metrics").get_data(as_text=True))
+    web = Exposition(world.run.client.client.get("/api/metrics").get_data(as_text=True))
     assert "reconciliation_jobs" not in web.families
     assert web.value("reconciliation_jobs_backlog", status="queued") == 0
     assert web.value("reconciliation_jobs_backlog", status="running") == 0
@@ -318,7 +221,7 @@ def test_shutdown_is_not_held_up_by_the_listener(world: World) -> None:
     finally:
         idle.close()
         half.close()
-    assert world.worker.returncode == 0, world.log.read_text(errors="replace")[-2000:]
+    assert world.worker.returncode == 0, world.run.log.read_text(errors="replace")[-2000:]
     assert took < 10, f"the worker took {took:.1f}s to stop"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", world.port), timeout=2).close()

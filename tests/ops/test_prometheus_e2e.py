@@ -1,12 +1,15 @@
-"""End to end: a real Prometheus scrapes running recon apps with the committed scrape
-job, and every dashboard and alert expression returns data.
+"""End to end: a real Prometheus scrapes running recon apps and a real Celery worker with
+the committed scrape jobs, and every dashboard, recording and alert expression returns data.
 
 Two apps on loopback ports: ``main`` (SQLite, no Redis: jobs run in-process, so
 job metrics come from the web process) and ``degraded`` (Redis URL pointing at a
-closed port: cache errors, and 503 for new jobs). Prometheus scrapes both every
-second with the bearer token. After the traffic, each expression goes through
-Prometheus's HTTP API; alert expressions lose their threshold comparisons first,
-so an empty answer means a metric is missing, not that the alert is quiet.
+closed port: cache errors, and 503 for new jobs); and a Celery worker (prefork,
+one child, the real Redis) running jobs posted by an app in this process, so its
+job metrics come from its own listener. Prometheus scrapes all three every
+second with the bearer token and evaluates the committed rule files. After the
+traffic, each expression goes through Prometheus's HTTP API; alert expressions
+lose their threshold comparisons first (and an ``absent(X)`` is asked about
+X), so an empty answer means a metric is missing, not that the alert is quiet.
 """
 
 from __future__ import annotations
@@ -27,17 +30,27 @@ import pytest
 import requests
 import yaml
 
+from tests.instrumentation.conftest import module_redis_url  # noqa: F401 - a fixture
+from tests.instrumentation.workers import (
+    FAILING_LEFT,
+    FAILING_RIGHT,
+    FAILING_RULES,
+    WorkerRun,
+    start_worker,
+)
 from tests.ops.exprs import (
-    ALERTS,
     PROMETHEUS,
     REPO,
+    RULE_FILES,
     Expr,
     alert_exprs,
-    alert_rules,
     binary,
     dashboard_exprs,
+    recording_exprs,
+    rules,
     strip_thresholds,
     substitute_grafana_variables,
+    unwrap_absent,
     variable_queries,
 )
 
@@ -166,25 +179,27 @@ def stop(process: subprocess.Popen[bytes] | None, sig: int) -> None:
         process.wait(timeout=5)
 
 
-def prometheus_config(tmp: Path, targets: list[str]) -> Path:
-    """The committed recon job, pointed at the test apps and scraping every second."""
+def prometheus_config(tmp: Path, targets: dict[str, list[str]]) -> Path:
+    """The committed jobs, pointed at the test's processes and scraping every second."""
     committed = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    (job,) = committed["scrape_configs"]
     token = tmp / "metrics-token"
     token.write_text(TOKEN)
-    job = {k: v for k, v in job.items() if not k.endswith("_sd_configs")}
-    job.update(
-        {
-            "scrape_interval": "1s",
-            "scrape_timeout": "1s",
-            "authorization": {**job["authorization"], "credentials_file": str(token)},
-            "static_configs": [{"targets": targets}],
-        }
-    )
+    jobs = []
+    for job in committed["scrape_configs"]:
+        job = {k: v for k, v in job.items() if not k.endswith("_sd_configs")}
+        job.update(
+            {
+                "scrape_interval": "1s",
+                "scrape_timeout": "1s",
+                "authorization": {**job["authorization"], "credentials_file": str(token)},
+                "static_configs": [{"targets": targets[job["job_name"]]}],
+            }
+        )
+        jobs.append(job)
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(ALERTS)],
-        "scrape_configs": [job],
+        "rule_files": [str(path) for path in RULE_FILES],
+        "scrape_configs": jobs,
     }
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
@@ -306,10 +321,22 @@ def drive_degraded(app: App) -> None:
     )
 
 
+def drive_worker(worker: WorkerRun) -> list[str]:
+    """A job the worker finishes and one that fails in its engine."""
+    ok = worker.post_and_wait(
+        "reference,amount,date\nW1,3.00,2024-02-01\n",
+        "reference,amount,date,description\nW1,3.00,2024-02-01,worker\n",
+        RULES,
+    )
+    failing = worker.post_and_wait(FAILING_LEFT, FAILING_RIGHT, FAILING_RULES)
+    return [f"worker: job {ok[0]} {ok[1]}", f"worker: job {failing[0]} {failing[1]}"]
+
+
 @dataclass
 class Stack:
     prometheus: str
     apps: list[App]
+    worker_seen: list[str] = field(default_factory=list)
 
     def query(self, expr: str) -> dict[str, Any]:
         response = requests.get(
@@ -319,11 +346,11 @@ class Stack:
         return body
 
     def traffic(self) -> str:
-        return "\n".join(line for app in self.apps for line in app.seen)
+        return "\n".join([*(line for app in self.apps for line in app.seen), *self.worker_seen])
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, module_redis_url: str) -> Iterator[Stack]:  # noqa: F811
     prometheus_bin = binary("prometheus")
     tmp = tmp_path_factory.mktemp("e2e")
     main = App("main", free_port(), {}, tmp / "main.log")
@@ -340,8 +367,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     apps = [main, degraded]
     web = f"127.0.0.1:{free_port()}"
-    config = prometheus_config(tmp, [f"127.0.0.1:{app.port}" for app in apps])
     prometheus = None
+    # First: a worker takes the longest to start, and it starts while the apps do.
+    worker = start_worker(tmp_path_factory.mktemp("e2e-worker"), module_redis_url, token=TOKEN)
+    config = prometheus_config(
+        tmp,
+        {
+            "recon": [f"127.0.0.1:{app.port}" for app in apps],
+            "recon-worker": [f"127.0.0.1:{worker.port}"],
+        },
+    )
     try:
         prometheus = subprocess.Popen(
             [
@@ -358,13 +393,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         wait_until(lambda: requests.get(f"http://{web}/-/ready", timeout=2).ok, "prometheus ready")
         drive_main(main)
         drive_degraded(degraded)
-        stack = Stack(f"http://{web}", apps)
+        worker.wait_for_metrics()
+        stack = Stack(f"http://{web}", apps, drive_worker(worker))
         # Two scrapes of every target after the last request.
         done = time.time()
 
         def scraped() -> bool:
-            result = stack.query('timestamp(up{job="recon"})')["data"]["result"]
-            return len(result) == len(apps) and all(
+            result = stack.query("timestamp(up)")["data"]["result"]
+            return len(result) == len(apps) + 1 and all(
                 float(r["value"][1]) > done + 1.5 for r in result
             )
 
@@ -373,14 +409,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         for app in apps:
             stop(app.process, signal.SIGINT)  # gunicorn: quick shutdown
+        worker.close()
         stop(prometheus, signal.SIGTERM)
 
 
-def test_prometheus_scrapes_every_app_with_the_token(stack: Stack) -> None:
+def test_prometheus_scrapes_every_app_and_the_worker_with_the_token(stack: Stack) -> None:
     up = stack.query('up{job="recon"}')["data"]["result"]
     assert sorted(r["value"][1] for r in up) == ["1", "1"]
+    (worker,) = stack.query('up{job="recon-worker"}')["data"]["result"]
+    assert worker["value"][1] == "1"
     # ...and the token is what lets it in.
     assert requests.get(stack.apps[0].url + "/api/metrics", timeout=5).status_code == 401
+    # The worker's jobs are the worker's: counted by its own listener, exactly.
+    jobs = stack.query('reconciliation_jobs_total{job="recon-worker"}')["data"]["result"]
+    assert {r["metric"]["status"]: r["value"][1] for r in jobs} == {"succeeded": "1", "failed": "1"}
+    task = 'job="recon-worker", route="task:recon.run_job"'
+    queries = stack.query(f"reconciliation_db_query_duration_seconds_count{{{task}}}")
+    assert queries["data"]["result"]
 
 
 def test_alert_rules_load_and_evaluate_without_errors(stack: Stack) -> None:
@@ -398,9 +443,10 @@ def test_alert_rules_load_and_evaluate_without_errors(stack: Stack) -> None:
             else None
         )
 
-    rules = wait_until(evaluated, "a rule evaluation", timeout=10)
-    assert sorted(r["name"] for r in rules) == sorted(r["alert"] for r in alert_rules())
-    assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+    loaded = wait_until(evaluated, "a rule evaluation", timeout=10)
+    names = [rule.get("alert") or rule["record"] for _, rule in rules()]
+    assert sorted(r["name"] for r in loaded) == sorted(names)
+    assert [(r["name"], r.get("lastError")) for r in loaded if r["health"] != "ok"] == []
 
 
 def assert_returns_series(stack: Stack, expr: Expr, promql: str) -> None:
@@ -427,6 +473,11 @@ def test_dashboard_variable_query_returns_values(stack: Stack, expr: Expr) -> No
     assert_returns_series(stack, expr, f"count by ({label}) ({metric})")
 
 
+@pytest.mark.parametrize("expr", recording_exprs(), ids=lambda e: e.source)
+def test_recording_expression_returns_data(stack: Stack, expr: Expr) -> None:
+    assert_returns_series(stack, expr, expr.expr)
+
+
 @pytest.mark.parametrize("expr", alert_exprs(), ids=lambda e: e.source)
 def test_alert_expression_returns_data(stack: Stack, expr: Expr) -> None:
-    assert_returns_series(stack, expr, strip_thresholds(expr.expr))
+    assert_returns_series(stack, expr, unwrap_absent(strip_thresholds(expr.expr)))
