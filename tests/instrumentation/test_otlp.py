@@ -179,3 +179,5 @@ def test_two_gunicorn_workers_add_up_exactly_through_the_collector(
             proc.kill()
             proc.wait()
         log.close()
+    # Through a collector several workers are the documented way: no warning.
+    assert "metrics are per process" not in (tmp_path / "gunicorn.log").read_text()
