@@ -30,7 +30,12 @@ from recon.extensions import db
 from recon.jobs.backlog import backlog_reader
 from recon.problems import metrics_unauthorized
 from tests.conftest import AuthClient, Factory, app_config, migrate_schema
-from tests.instrumentation.workers import FAILING_LEFT, FAILING_RIGHT, FAILING_RULES
+from tests.instrumentation.workers import (
+    FAILING_LEFT,
+    FAILING_RIGHT,
+    FAILING_RULES,
+    private_cache,
+)
 
 LEFT = "Reference,Amount,Date\nK1,10.00,2024-01-02\nK2,5.00,2024-01-02\nK3,7.00,2024-01-03\n"
 RIGHT = "Reference,Amount,Date\nK1,10.00,2024-01-02\nK2,5.03,2024-01-02\nK4,1.00,2024-01-03\n"
@@ -140,6 +145,7 @@ def celery_traced(
     gen = traced_app(tmp_path, monkeypatch, RECON_REDIS_URL=redis_url, RECON_JOB_RUNNER="celery")
     traced = next(gen)
     traced.app.extensions["celery"].conf.task_default_queue = f"recon-trace-{uuid.uuid4().hex[:8]}"
+    private_cache(traced.app)
     yield traced
     next(gen, None)
     traced.app.extensions["recon_cache"].close()

@@ -19,6 +19,8 @@ import requests
 from flask import Flask
 
 import recon
+from recon.cache import EXTENSION_KEY as CACHE_KEY
+from recon.cache import AppCacheMetrics, CacheService
 from recon.extensions import db
 from tests.conftest import AuthClient, Factory, app_config, migrate_schema
 from tests.servers import free_port
@@ -112,6 +114,18 @@ class WorkerRun:
             db.engine.dispose()
 
 
+def private_cache(app: Flask) -> None:
+    """Give ``app`` an in-process cache only (1 s entries), writing nothing to Redis.
+
+    Every test app on the test Redis database shares its keys: one test's
+    ``job:1`` would answer the next test's ``GET .../jobs/1`` from another
+    database. The worker under test only deletes keys, and this app sees its
+    own writes; a one-second life covers the invalidations it no longer hears.
+    """
+    app.extensions[CACHE_KEY].close()
+    app.extensions[CACHE_KEY] = CacheService(None, metrics=AppCacheMetrics(app), ttl=1)
+
+
 def start_worker(
     tmp: Path,
     redis_url: str,
@@ -132,6 +146,7 @@ def start_worker(
     finally:
         recon.register_observability = original  # type: ignore[assignment]
     producer.extensions["celery"].conf.task_default_queue = queue
+    private_cache(producer)
     migrate_schema(producer)
     port = free_port()
     log = tmp / "worker.log"
