@@ -146,7 +146,7 @@ def test_two_gunicorn_workers_add_up_exactly_through_the_collector(
     try:
         # Both workers export (their pool gauges at least) once they are up.
         wait_until(lambda: len(receiver.resources("recon-web")) == 2, "two exporting workers", 60)
-        n = 120
+        n = 60
 
         def health(_: int) -> int:
             # A connection per request, so both workers take some.
