@@ -27,8 +27,13 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from instrumentation.metrics import Backlog, BacklogReader, Metrics, build_meter_provider
-from instrumentation.process import WEB, otlp_metric_exporters, process_resource
+from instrumentation.metrics import Backlog, BacklogReader, Metrics
+from instrumentation.process import (
+    WEB,
+    build_meter_provider,
+    otlp_metric_exporters,
+    process_resource,
+)
 from instrumentation.recorders import (
     EXTENSION_KEY,
     current_metrics,

@@ -1,9 +1,10 @@
-"""The meter provider and every instrument recon exports, each declared once.
+"""Every instrument recon exports, each declared once.
 
-Nothing here runs at import: ``build_meter_provider`` and ``Metrics`` are called
-from ``init_app`` so that each app (and each gunicorn worker, after fork) owns its
-provider and its ``CollectorRegistry``; a Celery pool child, forked after the app
-was built, declares them again on its own provider (``Metrics.rebind``).
+Nothing here runs at import: ``Metrics`` is built by ``init_app`` on a provider
+from ``instrumentation.process.build_meter_provider``, so that each app (and
+each gunicorn worker, after fork) owns its provider and its
+``CollectorRegistry``; a Celery pool child, forked after the app was built,
+declares them again on its own provider (``Metrics.rebind``).
 
 Exported names are fixed by DESIGN.md section 10. The OTel Prometheus exporter
 adds ``_total`` to counters and maps the unit ``s`` to a ``_seconds`` suffix
@@ -17,20 +18,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
-from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from instrumentation.counts import CumulativeCounts
-from instrumentation.process import ProcessBoundExporter, periodic_readers
 
 METER_NAME = "recon.instrumentation"
 METER_VERSION = "0.1.0"
@@ -86,52 +81,6 @@ class Backlog:
 BacklogReader = Callable[[], "Backlog | None"]
 # Both backlog gauges are collected within milliseconds: one reading serves both.
 _BACKLOG_TTL = 1.0
-
-
-class ProcessMeterProvider(SDKMeterProvider):
-    """A MeterProvider that knows its push exporters, so that it can be retired quietly."""
-
-    def __init__(self, *, exporters: Sequence[ProcessBoundExporter] = (), **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.exporters = tuple(exporters)
-
-    def retire(self) -> None:
-        """Shut down without a last export: this process goes on under another identity."""
-        for exporter in self.exporters:
-            exporter.retire()
-        self.shutdown()
-
-
-def build_meter_provider(
-    registry: CollectorRegistry,
-    *,
-    exporters: Sequence[ProcessBoundExporter] = (),
-    extra_readers: Sequence[MetricReader] = (),
-    resource: Resource | None = None,
-) -> ProcessMeterProvider:
-    """Return a MeterProvider whose Prometheus reader is bound to ``registry``.
-
-    Each of ``exporters`` gets a periodic reader beside it (the OTLP route).
-    """
-    reader = PrometheusMetricReader(
-        # target_info and otel_scope_* labels add series nobody queries; DESIGN.md 10.
-        disable_target_info=True,
-        scope_info_enabled=False,
-        registry=registry,
-    )
-    pushing = [*periodic_readers(exporters), *extra_readers]
-    return ProcessMeterProvider(
-        exporters=exporters,
-        metric_readers=[reader, *pushing],
-        resource=resource or Resource.create({}),
-        # The Prometheus text format carries no exemplars; sampling them for
-        # every measurement made each one about 40 % slower.
-        exemplar_filter=AlwaysOffExemplarFilter(),
-        # A pull reader has nothing to flush, and an atexit hook per provider
-        # would keep every test app's provider alive until exit; a push reader
-        # sends its last counts when the process exits.
-        shutdown_on_exit=bool(pushing),
-    )
 
 
 class Metrics:

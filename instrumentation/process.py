@@ -1,4 +1,4 @@
-"""Who this process is to a collector, and the OTLP metric export it adds.
+"""Who this process is to a collector, its meter provider, and the OTLP export it adds.
 
 Every process (a gunicorn worker, a Celery worker's main process and each of
 its pool children) gets a ``service.instance.id`` of its own, a random UUID:
@@ -24,6 +24,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
@@ -32,6 +35,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("recon.instrumentation")
 
@@ -123,3 +127,49 @@ class ProcessBoundExporter(MetricExporter):
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         if os.getpid() == self.pid:
             self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class ProcessMeterProvider(SDKMeterProvider):
+    """A MeterProvider that knows its push exporters, so that it can be retired quietly."""
+
+    def __init__(self, *, exporters: Sequence[ProcessBoundExporter] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.exporters = tuple(exporters)
+
+    def retire(self) -> None:
+        """Shut down without a last export: this process goes on under another identity."""
+        for exporter in self.exporters:
+            exporter.retire()
+        self.shutdown()
+
+
+def build_meter_provider(
+    registry: CollectorRegistry,
+    *,
+    exporters: Sequence[ProcessBoundExporter] = (),
+    extra_readers: Sequence[MetricReader] = (),
+    resource: Resource | None = None,
+) -> ProcessMeterProvider:
+    """Return a MeterProvider whose Prometheus reader is bound to ``registry``.
+
+    Each of ``exporters`` gets a periodic reader beside it (the OTLP route).
+    """
+    reader = PrometheusMetricReader(
+        # target_info and otel_scope_* labels add series nobody queries; DESIGN.md 10.
+        disable_target_info=True,
+        scope_info_enabled=False,
+        registry=registry,
+    )
+    pushing = [*periodic_readers(exporters), *extra_readers]
+    return ProcessMeterProvider(
+        exporters=exporters,
+        metric_readers=[reader, *pushing],
+        resource=resource or Resource.create({}),
+        # The Prometheus text format carries no exemplars; sampling them for
+        # every measurement made each one about 40 % slower.
+        exemplar_filter=AlwaysOffExemplarFilter(),
+        # A pull reader has nothing to flush, and an atexit hook per provider
+        # would keep every test app's provider alive until exit; a push reader
+        # sends its last counts when the process exits.
+        shutdown_on_exit=bool(pushing),
+    )

@@ -35,8 +35,13 @@ from opentelemetry.metrics import NoOpMeterProvider
 from prometheus_client import CollectorRegistry
 
 from instrumentation.listener import MetricsListener
-from instrumentation.metrics import Metrics, build_meter_provider
-from instrumentation.process import WORKER, otlp_metric_exporters, process_resource
+from instrumentation.metrics import Metrics
+from instrumentation.process import (
+    WORKER,
+    build_meter_provider,
+    otlp_metric_exporters,
+    process_resource,
+)
 from instrumentation.recorders import EXTENSION_KEY
 from instrumentation.tracing import (
     TRACER_EXTENSION_KEY,

@@ -21,6 +21,7 @@ from instrumentation.process import ProcessBoundExporter, process_resource
 from recon import create_app
 from tests.conftest import app_config, migrate_schema
 from tests.instrumentation.otlp import OTLPReceiver
+from tests.instrumentation.workers import wait_until
 from tests.servers import free_port, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,16 +43,6 @@ def otlp_env(receiver: OTLPReceiver, interval_ms: int = 60_000) -> dict[str, str
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{receiver.url}/v1/metrics",
         "OTEL_METRIC_EXPORT_INTERVAL": str(interval_ms),
     }
-
-
-def wait_until(check, what: str, timeout: float = 30.0):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_n_requests_reach_the_collector_as_exactly_n(
