@@ -1,8 +1,10 @@
-"""The meter provider and every instrument recon exports, each declared once.
+"""Every instrument recon exports, each declared once.
 
-Nothing here runs at import: ``build_meter_provider`` and ``Metrics`` are called
-from ``init_app`` so that each app (and each gunicorn worker, after fork) owns its
-provider and its ``CollectorRegistry``.
+Nothing here runs at import: ``Metrics`` is built by ``init_app`` on a provider
+from ``instrumentation.process.build_meter_provider``, so that each app (and
+each gunicorn worker, after fork) owns its provider and its
+``CollectorRegistry``; a Celery pool child, forked after the app was built,
+declares them again on its own provider (``Metrics.rebind``).
 
 Exported names are fixed by DESIGN.md section 10. The OTel Prometheus exporter
 adds ``_total`` to counters and maps the unit ``s`` to a ``_seconds`` suffix
@@ -15,16 +17,15 @@ name: gauges get no suffix, so it is exported as written.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
-from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
+
+from instrumentation.counts import CumulativeCounts
 
 METER_NAME = "recon.instrumentation"
 METER_VERSION = "0.1.0"
@@ -46,6 +47,7 @@ SECONDS_BUCKETS: tuple[float, ...] = (
     10.0,
 )
 # Reconciliation jobs run for seconds to an hour; 1 ms buckets would waste series.
+# The engine's share of a job and a job's wait for a worker use the same buckets.
 JOB_SECONDS_BUCKETS: tuple[float, ...] = (
     0.5,
     1.0,
@@ -60,34 +62,25 @@ JOB_SECONDS_BUCKETS: tuple[float, ...] = (
     1800.0,
     3600.0,
 )
+# A job normally waits well under a second for an idle worker; a backlog, minutes.
+QUEUE_WAIT_BUCKETS: tuple[float, ...] = (0.1, 0.25, *JOB_SECONDS_BUCKETS)
 
 CACHE_LEVELS = frozenset({"l1", "l2"})
 KEY_TYPES = frozenset({"project", "job", "user", "other"})
 
 
-def build_meter_provider(
-    registry: CollectorRegistry,
-    *,
-    extra_readers: Sequence[MetricReader] = (),
-    service_name: str = "recon",
-) -> SDKMeterProvider:
-    """Return a MeterProvider whose Prometheus reader is bound to ``registry``."""
-    reader = PrometheusMetricReader(
-        # target_info and otel_scope_* labels add series nobody queries; DESIGN.md 10.
-        disable_target_info=True,
-        scope_info_enabled=False,
-        registry=registry,
-    )
-    return SDKMeterProvider(
-        metric_readers=[reader, *extra_readers],
-        resource=Resource.create({"service.name": service_name}),
-        # The Prometheus text format carries no exemplars; sampling them for
-        # every measurement made each one about 40 % slower.
-        exemplar_filter=AlwaysOffExemplarFilter(),
-        # A pull reader has nothing to flush, and an atexit hook per provider
-        # would keep every test app's provider alive until exit.
-        shutdown_on_exit=False,
-    )
+@dataclass(frozen=True)
+class Backlog:
+    """Jobs waiting for a worker and running now, as the app's hook reads them."""
+
+    queued: int
+    running: int
+    oldest_queued_seconds: float  # 0 when nothing is queued
+
+
+BacklogReader = Callable[[], "Backlog | None"]
+# Both backlog gauges are collected within milliseconds: one reading serves both.
+_BACKLOG_TTL = 1.0
 
 
 class Metrics:
@@ -98,13 +91,48 @@ class Metrics:
         meter_provider: MeterProvider,
         *,
         registry: CollectorRegistry | None = None,
+        backlog: BacklogReader | None = None,
     ) -> None:
-        self.meter_provider = meter_provider
-        self.registry = registry
         # The exporter's collector is not safe under concurrent scrapes (both
         # scrapes may drain each other's snapshot and emit a family twice).
         self.scrape_lock = threading.Lock()
         self._pools: list[Any] = []
+        self._declare(meter_provider, registry, backlog)
+
+    def rebind(
+        self,
+        meter_provider: MeterProvider,
+        *,
+        registry: CollectorRegistry | None,
+        backlog: BacklogReader | None = None,
+    ) -> MeterProvider:
+        """Declare every instrument again on ``meter_provider``; return the provider it replaces.
+
+        For a process forked after the app was built (a Celery pool child): the
+        inherited provider carries the parent's counts and resource. Everything
+        that records holds this object, not its instruments, so all of it moves
+        to the new provider; the pools observed so far stay observed.
+        """
+        previous = self.meter_provider
+        self._declare(meter_provider, registry, backlog)
+        return previous
+
+    def shutdown(self) -> None:
+        """Flush and stop this process's provider (its push readers send their last counts)."""
+        shutdown = getattr(self.meter_provider, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+
+    def _declare(
+        self,
+        meter_provider: MeterProvider,
+        registry: CollectorRegistry | None,
+        backlog: BacklogReader | None,
+    ) -> None:
+        self.meter_provider = meter_provider
+        self.registry = registry
+        self._backlog = backlog
+        self._backlog_reading: tuple[float, Backlog | None] = (float("-inf"), None)
         # Attribute dicts reused per label values: the histograms see the same few
         # hundred combinations over and over. The SDK copies what it keeps.
         self._query_attributes: dict[tuple[str, str, str], dict[str, str]] = {}
@@ -186,6 +214,32 @@ class Metrics:
             unit="{record}",
             description="Records read by reconciliation jobs, by side.",
         )
+        self.job_queue_wait = meter.create_histogram(
+            "reconciliation_job_queue_wait_seconds",
+            unit="s",
+            description="Time from a job's creation to its first claim by a worker.",
+            explicit_bucket_boundaries_advisory=QUEUE_WAIT_BUCKETS,
+        )
+        self.engine_duration = meter.create_histogram(
+            "reconciliation_engine_duration_seconds",
+            unit="s",
+            description="Time the matching engine took for a job (the job's other steps aside).",
+            explicit_bucket_boundaries_advisory=JOB_SECONDS_BUCKETS,
+        )
+        if backlog is not None:
+            meter.create_observable_gauge(
+                "reconciliation_jobs_backlog",
+                callbacks=[self._observe_backlog],
+                unit="{job}",
+                description="Jobs queued and running now, read from the database at "
+                "collection (every web process reports the same figure: aggregate with max).",
+            )
+            meter.create_observable_gauge(
+                "reconciliation_jobs_oldest_queued_age_seconds",
+                callbacks=[self._observe_oldest_queued],
+                unit="s",
+                description="Age of the oldest job still waiting for a worker (0 when none).",
+            )
         meter.create_observable_gauge(
             "reconciliation_db_pool_connections_active",
             callbacks=[self._observe_active],
@@ -236,6 +290,30 @@ class Metrics:
         if self._pools:
             yield Observation(sum(self._pool_counts()))
 
+    # -- job backlog ---------------------------------------------------------
+
+    def _read_backlog(self, *, fresh: bool) -> Backlog | None:
+        # The SDK runs a provider's callbacks in the order the instruments were
+        # declared, one collection at a time: the backlog gauge reads, the age
+        # gauge right after it reuses that reading (unless it is somehow stale).
+        read_at, reading = self._backlog_reading
+        now = time.monotonic()
+        if (fresh or now - read_at > _BACKLOG_TTL) and self._backlog is not None:
+            reading = self._backlog()
+            self._backlog_reading = (now, reading)
+        return reading
+
+    def _observe_backlog(self, _options: CallbackOptions) -> Iterable[Observation]:
+        reading = self._read_backlog(fresh=True)
+        if reading is not None:
+            yield Observation(reading.queued, {"status": "queued"})
+            yield Observation(reading.running, {"status": "running"})
+
+    def _observe_oldest_queued(self, _options: CallbackOptions) -> Iterable[Observation]:
+        reading = self._read_backlog(fresh=False)
+        if reading is not None:
+            yield Observation(reading.oldest_queued_seconds)
+
     # -- recording -----------------------------------------------------------
 
     def record_query(self, route: str, operation: str, table: str, seconds: float) -> None:
@@ -265,31 +343,3 @@ class Metrics:
 
     def cache_error(self, level: str) -> None:
         self.cache_errors.add(1, {"cache_level": level})
-
-
-class CumulativeCounts:
-    """Running totals per label values, read by an observable counter at collection.
-
-    A synchronous ``Counter.add`` costs 8-17 us in the SDK (it validates, copies
-    and hashes the attributes into a new Measurement every call); a dict update
-    under a lock costs well under 1 us. The export is the same: an observable
-    counter is a monotonic cumulative sum, a Prometheus counter with ``_total``,
-    and the callback reports every total at every collection, so a scrape sees
-    each increment made before it. Label values come from bounded sets (URL rules,
-    methods, statuses, cache levels), so the dict stays small.
-    """
-
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self.keys = keys
-        self._lock = threading.Lock()
-        self._totals: dict[tuple[str, ...], int] = {}
-
-    def add(self, values: tuple[str, ...], amount: int = 1) -> None:
-        with self._lock:
-            self._totals[values] = self._totals.get(values, 0) + amount
-
-    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            totals = list(self._totals.items())
-        keys = self.keys
-        return [Observation(n, dict(zip(keys, values, strict=True))) for values, n in totals]

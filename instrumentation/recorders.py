@@ -9,11 +9,14 @@ because metrics are off.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from flask import current_app, has_app_context, has_request_context, request
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from instrumentation.metrics import Metrics
 
@@ -46,6 +49,29 @@ def current_route() -> str:
 
 def in_timed_call() -> bool:
     return _in_timed_call.get()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def quietly(function: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``function`` so its queries are neither timed nor traced.
+
+    For what the telemetry itself asks the database (the backlog gauges read
+    at each collection): timing it would add a series per scrape, tracing it a
+    root span per scrape.
+    """
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _in_timed_call.set(True)
+        try:
+            with suppress_instrumentation():
+                return function(*args, **kwargs)
+        finally:
+            _in_timed_call.reset(token)
+
+    return call
 
 
 @contextmanager
@@ -117,3 +143,20 @@ def record_records_processed(side: str, n: int) -> None:
     metrics = current_metrics()
     if metrics is not None and n > 0:
         metrics.records_processed.add(n, {"side": side})
+
+
+def record_queue_wait(
+    *, attempt: int, queued_at: datetime | None, claimed_at: datetime | None
+) -> None:
+    """Record how long a job waited for its first claim (later attempts are redeliveries)."""
+    metrics = current_metrics()
+    if metrics is None or attempt != 1 or queued_at is None or claimed_at is None:
+        return
+    metrics.job_queue_wait.record(max(0.0, (claimed_at - queued_at).total_seconds()))
+
+
+def record_engine_duration(seconds: float) -> None:
+    """Record the matching engine's own time for one job."""
+    metrics = current_metrics()
+    if metrics is not None:
+        metrics.engine_duration.record(seconds)

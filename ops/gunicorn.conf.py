@@ -4,6 +4,9 @@ One worker process with threads. recon's metrics live in the worker's memory
 (OpenTelemetry's Prometheus reader is exact only within one process,
 opentelemetry-python#3747), so with one process every scrape of /api/metrics
 sees every request; capacity comes from more pods (the HPA), not more workers.
+More workers per pod (``--workers N``) are exact only through an OpenTelemetry
+collector: with ``OTEL_METRICS_EXPORTER=otlp`` each worker pushes its metrics
+under its own ``service.instance.id`` and the collector adds them up.
 The app is loaded in the worker, after the fork (no ``preload_app``), so the
 meter provider, the DB pool and the Redis connections are the worker's own.
 
@@ -42,12 +45,19 @@ MULTI_WORKER_WARNING = (
     "gunicorn is running %d worker processes: recon's metrics are per process, so each "
     "scrape of /api/metrics sees only the worker that answered it and counters will "
     "jump between workers. Run one worker per pod (the default in ops/gunicorn.conf.py) "
-    "and scale with more pods."
+    "and scale with more pods, or send metrics to an OpenTelemetry collector "
+    "(OTEL_METRICS_EXPORTER=otlp), which adds up the workers exactly."
 )
 
 
+def _warn_of_workers(cfg: Any) -> bool:
+    # Through a collector the workers add up; a scrape of one still sees one.
+    pushing = "otlp" in os.environ.get("OTEL_METRICS_EXPORTER", "").lower()
+    return bool(cfg.workers > 1 and not pushing)
+
+
 def when_ready(server: Any) -> None:
-    if server.cfg.workers > 1:
+    if _warn_of_workers(server.cfg):
         server.log.warning(MULTI_WORKER_WARNING, server.cfg.workers)
 
 
@@ -62,7 +72,7 @@ def post_worker_init(worker: Any) -> None:
     gc.collect()
     gc.freeze()
     # Also in the app's own (JSON) log stream, where operators look first.
-    if worker.cfg.workers > 1:
+    if _warn_of_workers(worker.cfg):
         import logging
 
         logging.getLogger("recon.instrumentation").warning(MULTI_WORKER_WARNING, worker.cfg.workers)

@@ -17,8 +17,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from recon import config as settings
 from recon import logs, web
-from recon.errors import Conflict, register_error_handlers
+from recon.errors import Conflict
 from recon.extensions import api, db, migrate
+from recon.problems import register_error_handlers
 
 log = logging.getLogger("recon")
 
@@ -172,8 +173,10 @@ def register_request_hooks(app: Flask) -> None:
 
 def register_observability(app: Flask) -> None:
     import instrumentation
+    from recon.jobs.backlog import backlog_reader
+    from recon.problems import metrics_unauthorized
 
-    instrumentation.init_app(app)
+    instrumentation.init_app(app, unauthorized=metrics_unauthorized, backlog=backlog_reader(app))
 
 
 def register_commands(app: Flask) -> None:

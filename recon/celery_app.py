@@ -12,6 +12,8 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from flask import Flask
 
+import instrumentation
+
 
 def celery_config(app: Flask) -> dict[str, Any]:
     time_limit = int(app.config["RECON_JOB_TIME_LIMIT"])
@@ -63,4 +65,6 @@ def celery_init_app(app: Flask) -> Celery:
 
     import recon.jobs.tasks  # noqa: F401  (registers the tasks on this app)
 
+    # Task spans, and each worker process's own metrics on RECON_WORKER_METRICS_PORT.
+    instrumentation.instrument_celery(celery, app)
     return celery

@@ -37,6 +37,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port (0 turns it off)")
+    return value
+
+
 def _csv(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
@@ -136,6 +143,12 @@ SETTINGS: tuple[Setting, ...] = (
         _optional(str),
         "",
         "bearer token required by /api/metrics; empty = open",
+    ),
+    Setting(
+        "RECON_WORKER_METRICS_PORT",
+        _port,
+        "9464",
+        "port of a Celery worker's /metrics (pool child n: port + n); 0 = none",
     ),
     Setting("RECON_LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Setting("RECON_DB_POOL_SIZE", _positive_int, "5", "PostgreSQL connection pool size"),

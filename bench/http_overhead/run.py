@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from export import export_costs, otlp_environment, otlp_sink
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -32,11 +33,23 @@ import instrumentation
 import recon
 from recon.auth.service import CurrentUser, issue_token
 from recon.extensions import db
+from recon.jobs.backlog import backlog_reader
+from recon.problems import metrics_unauthorized
 from recon.projects.service import create_project
 from recon.users.models import Role
 from recon.users.service import create_user
 
 Request = tuple[str, str, dict[str, str]]
+# Where the otlp mode's exporter would send (a local sink, started by main).
+OTLP_ENDPOINT = {"url": ""}
+
+
+def _with_otlp(app: Flask) -> object:
+    """create_app's observability with OTEL_METRICS_EXPORTER=otlp (no export during a run)."""
+    with otlp_environment(OTLP_ENDPOINT["url"]):
+        return instrumentation.init_app(
+            app, unauthorized=metrics_unauthorized, backlog=backlog_reader(app)
+        )
 
 
 MODES: dict[str, Callable[[Flask], object] | None] = {
@@ -48,6 +61,8 @@ MODES: dict[str, Callable[[Flask], object] | None] = {
     "metrics+flask-spans": lambda app: instrumentation.init_app(
         app, tracer_provider=TracerProvider()
     ),
+    # The default plus the OTLP reader: every measurement also goes to its storage.
+    "metrics+traces+otlp": _with_otlp,
 }
 
 
@@ -154,13 +169,17 @@ def overhead(tmp: Path, rounds: int, per_round: int) -> dict[str, float]:
     return rps
 
 
-def scrape_cost(tmp: Path, repeats: int) -> float:
-    app, _ = build(tmp, "scrape")
-    metrics: Any = app.extensions["recon_metrics"]
+def fill_registry(metrics: Any) -> None:
+    """50 routes x 5 statuses of HTTP series, and 50 query series."""
     for route in range(50):
         for status in (200, 201, 400, 404, 500):
             metrics.record_request("GET", f"/api/bench/route{route}/<int:id>", status, 0.004)
             metrics.record_query(f"/api/bench/route{route}/<int:id>", "select", "projects", 0.001)
+
+
+def scrape_cost(tmp: Path, repeats: int) -> float:
+    app, _ = build(tmp, "scrape")
+    fill_registry(app.extensions["recon_metrics"])
     client = app.test_client()
     freeze_startup_objects()
     timings = []
@@ -186,7 +205,9 @@ def scrape_cost(tmp: Path, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("all", "in-process", "gunicorn"), default="all")
+    parser.add_argument(
+        "--mode", choices=("all", "in-process", "export", "gunicorn"), default="all"
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=300)
     parser.add_argument("--scrapes", type=int, default=30)
@@ -201,10 +222,13 @@ def main(argv: list[str] | None = None) -> None:
         "databases on; default SQLite files (see README: lock waits dominate there)",
     )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp, otlp_sink() as sink:
+        OTLP_ENDPOINT["url"] = sink
         if args.mode in ("all", "in-process"):
             overhead(Path(tmp), args.rounds, args.per_round)
             scrape_cost(Path(tmp), args.scrapes)
+        if args.mode in ("all", "export"):
+            export_costs(Path(tmp), args.scrapes, build, fill_registry, sink)
         if args.mode in ("all", "gunicorn"):
             served(
                 Path(tmp),

@@ -18,12 +18,13 @@ from typing import Any, cast
 from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 
-from instrumentation import record_job, record_records_processed
+from instrumentation import record_job, record_queue_wait, record_records_processed
 from recon.audit.service import SYSTEM, record
 from recon.db_types import SessionLike, utcnow
 from recon.engine import EngineCancelled, EngineError, run_reconciliation
 from recon.errors import APIError
 from recon.jobs.models import Job, JobStatus
+from recon.jobs.telemetry import engine_spans
 from recon.sources.models import Source
 from recon.storage import Storage
 
@@ -156,6 +157,7 @@ def execute_job(
         return None
     job = session.get(Job, job_id)
     assert job is not None
+    record_queue_wait(attempt=attempt, queued_at=job.created_at, claimed_at=job.started_at)
     started = time.perf_counter()
     left = session.get(Source, job.left_source_id)
     right = session.get(Source, job.right_source_id)
@@ -168,18 +170,21 @@ def execute_job(
     results = out / "results.parquet"
     reporter = _Reporter(session, job_id, attempt)
     try:
-        summary = run_reconciliation(
-            storage.path(left.path),
-            storage.path(right.path),
-            job.rules,
-            results,
-            memory_limit=engine.memory_limit,
-            temp_dir=storage.tmp_dir,
-            threads=engine.threads,
-            max_candidates=engine.max_candidates,
-            progress=reporter.progress,
-            should_cancel=reporter.should_cancel,
-        )
+        # Telemetry hook: a span per engine step, fed by the progress callback.
+        with engine_spans(rules=job.rules, progress=reporter.progress) as engine_run:
+            summary = run_reconciliation(
+                storage.path(left.path),
+                storage.path(right.path),
+                job.rules,
+                results,
+                memory_limit=engine.memory_limit,
+                temp_dir=storage.tmp_dir,
+                threads=engine.threads,
+                max_candidates=engine.max_candidates,
+                progress=engine_run.progress,
+                should_cancel=reporter.should_cancel,
+            )
+            engine_run.finished(summary)
     except EngineCancelled:
         return _end(session, storage, job, attempt, JobStatus.cancelled, started, "cancelled")
     except (EngineError, APIError) as exc:

@@ -16,7 +16,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from recon.errors import APIError, BadRequest, Unauthorized, problem_response
+from recon.errors import APIError, BadRequest, Unauthorized
+from recon.problems import problem_response
 
 log = logging.getLogger("recon.workspace")
 ERROR_TEMPLATE = "workspace/error.html"

@@ -135,3 +135,20 @@ def mini_app_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[Flask, SQLA
     for app, db in built:
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_redis_url() -> str:
+    """tests/conftest.py's ``redis_url`` for a module-scoped fixture (a worker per module)."""
+    import redis
+
+    from tests.conftest import REDIS_URL, REQUIRE_SERVICES, missing_service
+
+    url = REDIS_URL or ("redis://127.0.0.1:6379/0" if not REQUIRE_SERVICES else None)
+    if url is None:
+        missing_service("Redis (RECON_TEST_REDIS_URL)")
+    try:
+        redis.Redis.from_url(url, socket_timeout=0.5).ping()
+    except redis.RedisError:
+        missing_service(f"Redis at {url}")
+    return str(url)

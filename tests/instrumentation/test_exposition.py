@@ -19,13 +19,16 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from instrumentation import (
+    record_engine_duration,
     record_job,
+    record_queue_wait,
     record_rate_limited,
     record_records_processed,
     record_upload_rejected,
 )
 from recon.auth.passwords import hash_password
 from recon.cache import CacheService
+from recon.db_types import utcnow
 from recon.extensions import db
 
 Scrape = Callable[..., Any]
@@ -52,6 +55,10 @@ EXPECTED = {
     "reconciliation_jobs": ("counter", {"status"}),
     "reconciliation_job_duration_seconds": ("histogram", set()),
     "reconciliation_records_processed": ("counter", {"side"}),
+    "reconciliation_job_queue_wait_seconds": ("histogram", set()),
+    "reconciliation_engine_duration_seconds": ("histogram", set()),
+    "reconciliation_jobs_backlog": ("gauge", {"status"}),
+    "reconciliation_jobs_oldest_queued_age_seconds": ("gauge", set()),
 }
 
 
@@ -106,6 +113,9 @@ def test_every_metric_has_its_type_and_labels_after_a_realistic_scenario(
     # Features that land later (jobs, uploads, the limiter) record through these.
     with app.app_context():
         record_job("succeeded", 2.5)
+        now = utcnow()
+        record_queue_wait(attempt=1, queued_at=now, claimed_at=now)
+        record_engine_duration(1.5)
         record_records_processed("left", 10)
         record_upload_rejected("too_large")
         record_rate_limited()

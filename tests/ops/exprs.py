@@ -22,6 +22,13 @@ K8S = OPS / "k8s"
 DASHBOARDS = OPS / "grafana" / "dashboards"
 PROMETHEUS = OPS / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
+SLO = PROMETHEUS / "slo.yml"
+RULE_FILES = (ALERTS, SLO)
+# promtool unit tests, each a file of its own step: alerts.yml's, and slo.yml's
+# fast-burn (1 min) and slow-burn (5 min) alerts.
+RULE_TESTS = tuple(
+    PROMETHEUS / name for name in ("alerts_test.yml", "slo_test.yml", "slo_slow_test.yml")
+)
 RUNBOOK = OPS / "RUNBOOK.md"
 
 # DESIGN.md section 10: the names exactly as exported.
@@ -51,15 +58,24 @@ HISTOGRAMS = frozenset(
         "reconciliation_db_query_duration_seconds",
         "reconciliation_http_request_duration_seconds",
         "reconciliation_job_duration_seconds",
+        "reconciliation_job_queue_wait_seconds",
+        "reconciliation_engine_duration_seconds",
     }
 )
 SERIES_NAMES = (
     COUNTERS
     | GAUGES
+    | {"reconciliation_jobs_backlog", "reconciliation_jobs_oldest_queued_age_seconds"}
     | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 )
+# The one series Prometheus itself records that recon's rules read: whether a
+# target answered its scrape (ReconWorkersAbsent, the workers panel).
+SCRAPE_SERIES = frozenset({"up"})
 
 _METRIC = re.compile(r"\breconciliation_[a-z0-9_]+\b")
+_RECORDED = re.compile(r"\brecon:[a-z0-9_]+:[a-z0-9_]+\b")
+_UP = re.compile(r"\bup\{")
+_ABSENT = re.compile(r"^\s*absent\((.*)\)\s*$", re.S)
 # A comparison against a number literal: the threshold of an alert or a guard.
 _THRESHOLD = re.compile(r"\s*(?:==|!=|>=|<=|>|<)\s*(?:bool\s+)?-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
 _VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
@@ -82,8 +98,22 @@ class Expr:
 
 
 def metric_names(expr: str) -> set[str]:
-    """Return every reconciliation_* name used in ``expr``."""
-    return set(_METRIC.findall(expr))
+    """Return every series name ``expr`` reads: recon's, the recording rules', ``up``."""
+    return (
+        set(_METRIC.findall(expr))
+        | set(_RECORDED.findall(expr))
+        | ({"up"} if _UP.search(expr) else set())
+    )
+
+
+def unwrap_absent(expr: str) -> str:
+    """Return what ``absent(X)`` asks about (X), or ``expr`` itself.
+
+    An absent() alert returns data only while it fires; what the end-to-end test
+    must see is that X, the thing whose absence it watches, is there.
+    """
+    match = _ABSENT.match(expr)
+    return match.group(1) if match else expr
 
 
 def strip_thresholds(expr: str) -> str:
@@ -143,13 +173,40 @@ def variable_queries() -> list[Expr]:
     return found
 
 
+def rules() -> list[tuple[str, dict[str, Any]]]:
+    """Every rule of every rule file, with the file's name."""
+    found = []
+    for path in RULE_FILES:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        found += [(path.name, rule) for group in document["groups"] for rule in group["rules"]]
+    return found
+
+
 def alert_rules() -> list[dict[str, Any]]:
-    document = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
-    return [rule for group in document["groups"] for rule in group["rules"]]
+    return [rule for _, rule in rules() if "alert" in rule]
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    return [rule for _, rule in rules() if "record" in rule]
 
 
 def alert_exprs() -> list[Expr]:
-    return [Expr(f"alerts.yml / {rule['alert']}", rule["expr"]) for rule in alert_rules()]
+    return [
+        Expr(f"{name} / {rule['alert']}", rule["expr"]) for name, rule in rules() if "alert" in rule
+    ]
+
+
+def recording_exprs() -> list[Expr]:
+    return [
+        Expr(f"{name} / {rule['record']}", rule["expr"])
+        for name, rule in rules()
+        if "record" in rule
+    ]
+
+
+def known_series() -> frozenset[str]:
+    """What an expression may read: exported series, recorded ones, ``up``."""
+    return SERIES_NAMES | SCRAPE_SERIES | {rule["record"] for rule in recording_rules()}
 
 
 def binary(path: str) -> str:

@@ -13,9 +13,9 @@ import yaml
 from tests.ops.exprs import (
     DASHBOARDS,
     OPS,
-    SERIES_NAMES,
     dashboard_exprs,
     dashboard_paths,
+    known_series,
     load_dashboard,
     metric_names,
     panels,
@@ -25,8 +25,14 @@ from tests.ops.exprs import (
 DATASOURCE = "${datasource}"
 
 
-def test_both_dashboards_exist() -> None:
-    assert [p.name for p in dashboard_paths()] == ["api-metrics.json", "db-cache-metrics.json"]
+def test_the_three_dashboards_exist() -> None:
+    assert [p.name for p in dashboard_paths()] == [
+        "api-metrics.json",
+        "db-cache-metrics.json",
+        "jobs-metrics.json",
+    ]
+    uids = [load_dashboard(p)["uid"] for p in dashboard_paths()]
+    assert len(set(uids)) == len(uids)
 
 
 @pytest.mark.parametrize("path", dashboard_paths(), ids=lambda p: p.name)
@@ -76,7 +82,7 @@ def test_panels_do_not_overlap(path: Path) -> None:
 def test_every_expression_queries_exported_metrics(expr: Any) -> None:
     names = metric_names(expr.expr)
     assert names, f"{expr.source} queries no recon metric"
-    assert names <= SERIES_NAMES, f"{expr.source}: unknown {sorted(names - SERIES_NAMES)}"
+    assert names <= known_series(), f"{expr.source}: unknown {sorted(names - known_series())}"
     # Every variable it uses is one the evaluation knows how to fill in.
     assert "$" not in substitute_grafana_variables(expr.expr)
 
@@ -119,7 +125,7 @@ def test_db_cache_dashboard_has_the_seed_panels() -> None:
     assert "$route" in heatmap["targets"][0]["expr"]
 
 
-def test_api_dashboard_has_rate_errors_latency_auth_and_jobs() -> None:
+def test_api_dashboard_has_rate_errors_latency_auth_and_the_slos() -> None:
     name = "api-metrics.json"
     expected = {
         r"Request rate": "reconciliation_http_requests_total",
@@ -127,11 +133,50 @@ def test_api_dashboard_has_rate_errors_latency_auth_and_jobs() -> None:
         r"Latency p50": "histogram_quantile(0.50",
         r"Latency p99": "histogram_quantile(0.99",
         r"Login attempts": "reconciliation_auth_attempts_total",
-        r"Jobs finished": "reconciliation_jobs_total",
-        r"Job duration": "reconciliation_job_duration_seconds_bucket",
+        r"Availability: error ratio": "recon:slo_availability_errors:ratio_rate1h",
+        r"Latency: slow ratio": "recon:slo_latency_slow:ratio_rate1h",
+    }
+    for title, needle in expected.items():
+        exprs = " ".join(t["expr"] for t in panel_by_title(name, title)["targets"])
+        assert needle in exprs, title
+    assert thresholds(panel_by_title(name, r"Availability: error ratio"))[-1] == 0.001
+    assert thresholds(panel_by_title(name, r"Latency: slow ratio"))[-1] == 0.01
+    burn = panel_by_title(name, r"burn rate")
+    assert [t["expr"] for t in burn["targets"]] == [
+        "recon:slo_availability_errors:ratio_rate1h / 0.001",
+        "recon:slo_latency_slow:ratio_rate1h / 0.01",
+    ]
+
+
+def test_jobs_dashboard_has_throughput_failures_quantiles_backlog_and_records() -> None:
+    name = "jobs-metrics.json"
+    expected = {
+        r"Jobs finished per minute": "reconciliation_jobs_total",
+        r"failure ratio": 'reconciliation_jobs_total{status="failed"}',
+        r"^Backlog$": "reconciliation_jobs_backlog",
+        r"Jobs queued": "reconciliation_jobs_backlog",
+        r"Oldest queued": "reconciliation_jobs_oldest_queued_age_seconds",
+        r"Workers scraped": 'up{job="recon-worker"}',
+        r"Records processed per second": "reconciliation_records_processed_total",
+        r"Worker DB query": 'route=~"task:.*"',
     }
     for title, needle in expected.items():
         assert needle in panel_by_title(name, title)["targets"][0]["expr"], title
+    for title, metric in (
+        (r"Queue wait", "reconciliation_job_queue_wait_seconds_bucket"),
+        (r"Job duration", "reconciliation_job_duration_seconds_bucket"),
+    ):
+        exprs = [t["expr"] for t in panel_by_title(name, title)["targets"]]
+        assert [e.split(",")[0] for e in exprs] == [
+            "histogram_quantile(0.50",
+            "histogram_quantile(0.95",
+            "histogram_quantile(0.99",
+        ]
+        assert all(metric in e for e in exprs), title
+    assert (
+        "reconciliation_engine_duration_seconds_bucket"
+        in (panel_by_title(name, r"Engine duration")["targets"][0]["expr"])
+    )
 
 
 def test_provisioning_points_at_a_file_provider() -> None:

@@ -163,26 +163,92 @@ def test_web_and_worker_share_the_rwx_data_volume() -> None:
             data_dir
         ]
     worker = one("Deployment", "recon-worker")["spec"]["template"]["spec"]["containers"][0]
-    assert worker["command"] == ["flask", "--app", "wsgi", "worker"]
+    assert worker["command"][:4] == ["flask", "--app", "wsgi", "worker"]
     migrate = one("Job", "recon-migrate")["spec"]["template"]["spec"]["containers"][0]
     assert migrate["command"] == ["flask", "--app", "wsgi", "db", "upgrade"]
 
 
-def test_network_policy_admits_only_ingress_and_monitoring_namespaces() -> None:
-    policy = one("NetworkPolicy", "recon-ingress")
-    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "recon"}
-    (rule,) = policy["spec"]["ingress"]
-    namespaces = sorted(
-        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-        for peer in rule["from"]
-    )
-    assert namespaces == ["ingress-nginx", "monitoring"]
-    # A peer with a podSelector beside the namespaceSelector would narrow it; an
-    # ipBlock or a bare podSelector would widen it.
-    assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+def policies() -> list[dict[str, Any]]:
+    return [d for d in CORE if d["kind"] == "NetworkPolicy"]
+
+
+def admitted(pod: str, namespace: str, port: int) -> bool:
+    """Whether the policies let ``namespace`` open ``port`` on a ``pod`` (component) pod.
+
+    NetworkPolicy semantics: a pod selected by any Ingress policy is isolated,
+    and admits the union of what those policies allow.
+    """
+    labels = {"app.kubernetes.io/name": "recon", "app.kubernetes.io/component": pod}
+    selecting = [
+        p
+        for p in policies()
+        if "Ingress" in p["spec"]["policyTypes"]
+        and p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    ]
+    assert selecting, f"{pod} pods are selected by no policy: open to every namespace"
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            ports = {(p["protocol"], p["port"]) for p in rule.get("ports", [])}
+            peers = {
+                peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                for peer in rule["from"]
+            }
+            if namespace in peers and ("TCP", port) in ports:
+                return True
+    return False
+
+
+def test_network_policies_never_widen_past_namespaces() -> None:
+    for policy in policies():
+        for rule in policy["spec"].get("ingress", []):
+            # A podSelector beside the namespaceSelector would narrow a peer; an
+            # ipBlock or a bare podSelector would widen it.
+            assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+
+
+@pytest.mark.parametrize(
+    "pod, namespace, port, allowed",
+    [
+        ("web", "ingress-nginx", 8000, True),
+        ("web", "monitoring", 8000, True),
+        ("web", "default", 8000, False),
+        ("web", "monitoring", 9464, False),
+        ("worker", "monitoring", 9464, True),
+        ("worker", "ingress-nginx", 9464, False),
+        ("worker", "default", 9464, False),
+        ("worker", "monitoring", 8000, False),
+        ("migrate", "monitoring", 8000, False),
+        ("migrate", "ingress-nginx", 8000, False),
+    ],
+)
+def test_network_policy_admits_the_ingress_to_web_and_monitoring_to_metrics_only(
+    pod: str, namespace: str, port: int, allowed: bool
+) -> None:
+    assert admitted(pod, namespace, port) is allowed
+
+
+def test_egress_is_dns_postgres_and_redis() -> None:
     egress = one("NetworkPolicy", "recon-egress")["spec"]["egress"]
     ports = {(p["protocol"], p["port"]) for rule in egress for p in rule["ports"]}
     assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 6379)}
+
+
+def test_workers_serve_metrics_on_the_configured_port_one_child_each() -> None:
+    config = one("ConfigMap", "recon-config")["data"]
+    worker = one("Deployment", "recon-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert worker["command"] == ["flask", "--app", "wsgi", "worker", "--concurrency=1"]
+    (port,) = worker["ports"]
+    assert (port["name"], port["containerPort"]) == ("metrics", 9464)
+    assert config["RECON_WORKER_METRICS_PORT"] == "9464"
+    # The pod's address, not loopback: Prometheus scrapes it from another pod.
+    assert config["RECON_BIND_HOST"] == "0.0.0.0"  # noqa: S104
+    service = one("Service", "recon-worker-metrics")
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {
+        "app.kubernetes.io/name": "recon",
+        "app.kubernetes.io/component": "worker",
+    }
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["metrics"]
 
 
 def ingress_routes(path: str) -> bool:
@@ -224,29 +290,54 @@ def test_ingress_keeps_metrics_private(path: str) -> None:
         assert entry["pathType"] in {"Exact", "Prefix"}, "ImplementationSpecific could regex-match"
 
 
-def test_service_monitor_scrapes_metrics_with_the_secret_token() -> None:
-    (monitor,) = documents(K8S / "servicemonitor.yaml")
+def test_ingress_reaches_no_worker() -> None:
+    backends = {
+        (entry["backend"]["service"]["name"], entry["backend"]["service"]["port"]["name"])
+        for rule in one("Ingress", "recon-web")["spec"]["rules"]
+        for entry in rule["http"]["paths"]
+    }
+    assert backends == {("recon-web", "http")}
+    web = one("Service", "recon-web")
+    assert web["spec"]["selector"]["app.kubernetes.io/component"] == "web"
+    assert [p["targetPort"] for p in web["spec"]["ports"]] == ["http"]
+
+
+MONITORS = {d["metadata"]["name"]: d for d in documents(K8S / "servicemonitor.yaml")}
+
+
+@pytest.mark.parametrize(
+    "name, service, path, job",
+    [
+        ("recon-web", "recon-web", "/api/metrics", "recon"),
+        ("recon-worker", "recon-worker-metrics", "/metrics", "recon-worker"),
+    ],
+)
+def test_service_monitors_scrape_with_the_secret_token(
+    name: str, service: str, path: str, job: str
+) -> None:
+    assert sorted(MONITORS) == ["recon-web", "recon-worker"]
+    monitor = MONITORS[name]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["kind"] == "ServiceMonitor"
     assert monitor["metadata"]["namespace"] == NAMESPACE
-    service = one("Service", "recon-web")
     selector = monitor["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= service["metadata"]["labels"].items()
-    # Only recon-web matches, not its headless twin: each pod is scraped once.
+    # Exactly one Service matches (not a headless twin too): each pod is scraped once.
     matching = [
         d
         for d in CORE
         if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()
     ]
-    assert [d["metadata"]["name"] for d in matching] == ["recon-web"]
+    assert [d["metadata"]["name"] for d in matching] == [service]
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
-    assert endpoint["path"] == "/api/metrics"
+    assert endpoint["port"] in {p["name"] for p in matching[0]["spec"]["ports"]}
+    assert endpoint["path"] == path
     assert endpoint["interval"] == "15s"
     assert endpoint["authorization"] == {
         "type": "Bearer",
         "credentials": {"name": "recon-secrets", "key": "metrics-token"},
     }
+    # The job label the alerts and ops/prometheus/prometheus.yml use.
+    assert endpoint["relabelings"] == [{"targetLabel": "job", "replacement": job}]
     assert set(endpoint) <= {
         "port",
         "path",

@@ -138,7 +138,10 @@ def test_job_page_summary_results_and_a_match_side_by_side(world, page):
     assert match.count("<mark>250.00</mark>") == 1 and match.count("<mark>245.00</mark>") == 1
     assert "<mark>INV-2</mark>" not in match  # the key is the same on both sides
     export = page.get(f"/projects/{world.pid}/jobs/{jid}/export.csv?status=break")
-    assert export.headers["Content-Disposition"] == f'attachment; filename="job-{jid}-records-break.csv"'
+    assert (
+        export.headers["Content-Disposition"]
+        == f'attachment; filename="job-{jid}-records-break.csv"'
+    )
     assert len(export.get_data(as_text=True).strip().splitlines()) == 3
 
 
