@@ -130,9 +130,13 @@ class CacheService:
         socket_timeout: float = 0.1,
         breaker_threshold: int = 3,
         breaker_cooldown: float = 5.0,
+        namespace: str = "",
     ) -> None:
         self.ttl = ttl
-        self.channel = channel
+        # Apps that share a Redis but not a database (test runs side by side) keep apart:
+        # their keys and their invalidation channel carry the namespace.
+        self.namespace = namespace
+        self.channel = namespace + channel
         self._metrics: CacheMetrics = metrics or NullCacheMetrics()
         self._lock = threading.Lock()
         # TLRU: LRU eviction plus a per-entry expiry, so set(..., ttl=) is honoured.
@@ -178,8 +182,9 @@ class CacheService:
         if self._redis is None:
             return None
         try:
+            stored = self.namespace + key
             raw, ttl_ms = self._l2(
-                lambda r: r.pipeline(transaction=False).get(key).pttl(key).execute()
+                lambda r: r.pipeline(transaction=False).get(stored).pttl(stored).execute()
             )
         except _L2Unavailable:
             return None
@@ -209,7 +214,7 @@ class CacheService:
             self._l2(
                 lambda r: (
                     r.pipeline(transaction=False)
-                    .delete(key)
+                    .delete(self.namespace + key)
                     .publish(self.channel, self._message(key))
                     .execute()
                 )
@@ -261,7 +266,7 @@ class CacheService:
         px = max(1, int(seconds * 1000))
 
         def write(r: redis.Redis) -> Any:
-            pipe = r.pipeline(transaction=False).set(key, text, px=px)
+            pipe = r.pipeline(transaction=False).set(self.namespace + key, text, px=px)
             if publish:
                 pipe.publish(self.channel, self._message(key))
             return pipe.execute()
@@ -297,7 +302,7 @@ class CacheService:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for key in keys:
-                pipe.delete(key)
+                pipe.delete(self.namespace + key)
                 pipe.publish(self.channel, self._message(key))
             pipe.execute()
         except (redis.RedisError, OSError):
@@ -409,6 +414,7 @@ def init_app(app: Flask) -> CacheService:
         metrics=AppCacheMetrics(app),
         ttl=float(app.config.get("RECON_CACHE_TTL", 60)),
         l1_size=int(app.config.get("RECON_CACHE_L1_SIZE", 10_000)),
+        namespace=str(app.config.get("RECON_CACHE_NAMESPACE", "")),
     )
     app.extensions[EXTENSION_KEY] = service
     return service

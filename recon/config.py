@@ -161,6 +161,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECON_CACHE_TTL", _positive_int, "60", "seconds an entry lives in the cache"),
     Setting("RECON_CACHE_L1_SIZE", _positive_int, "10000", "entries in the in-process cache"),
     Setting(
+        "RECON_CACHE_NAMESPACE",
+        str,
+        "",
+        "prefix of the cache's keys and channel in Redis, for deployments sharing one Redis",
+    ),
+    Setting(
         "RECON_ENGINE_MEMORY_LIMIT",
         _memory,
         "1GB",

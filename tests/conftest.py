@@ -61,6 +61,8 @@ def app_config(tmp: Path, database_url: str, **overrides: Any) -> dict[str, Any]
         "RECON_METRICS_TOKEN": None,
         "RECON_JOB_RUNNER": "inline",
         "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        # Every test app's cache keys apart: they share the test Redis, not a database.
+        "RECON_CACHE_NAMESPACE": f"test-{uuid.uuid4().hex[:12]}:",
     }
     config.update(overrides)
     return config

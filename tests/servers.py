@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ def server_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
         "RECON_DATA_DIR": str(tmp / "data"),
         "RECON_REDIS_URL": "",
         "RECON_METRICS_TOKEN": "",
+        # A server of its own keeps its cache apart from other runs on the shared Redis.
+        "RECON_CACHE_NAMESPACE": f"test-{uuid.uuid4().hex[:12]}:",
         "PYTHONPATH": str(ROOT),
         **extra,
     }

@@ -159,6 +159,23 @@ def test_delete_in_one_process_drops_the_l1_copy_in_another(
 
 
 @pytest.mark.redis
+def test_namespaces_keep_apps_sharing_a_redis_apart(
+    make_cache: Callable[..., CacheService],
+) -> None:
+    one, other = make_cache(namespace="one:"), make_cache(namespace="other:")
+    also_one = make_cache(namespace="one:")
+    k = key("job")
+    one.set(k, {"from": "one"})
+    assert other.get(k) is None  # the other deployment never sees it
+    assert also_one.get(k) == {"from": "one"}  # the same deployment does
+    other.set(k, {"from": "other"})
+    assert wait_for(lambda: also_one.get(k) == {"from": "one"})
+    one.delete(k)
+    assert wait_for(lambda: also_one.get(k) is None)
+    assert other.get(k) == {"from": "other"}
+
+
+@pytest.mark.redis
 def test_unreachable_redis_still_answers_and_counts_errors(
     make_cache: Callable[..., CacheService], counted: Counted
 ) -> None:

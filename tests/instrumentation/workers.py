@@ -156,6 +156,7 @@ def start_worker(
         "RECON_DATABASE_URL": database,
         "RECON_DATA_DIR": config["RECON_DATA_DIR"],
         "RECON_REDIS_URL": redis_url,
+        "RECON_CACHE_NAMESPACE": config["RECON_CACHE_NAMESPACE"],
         "RECON_MAX_CANDIDATES": "2",
         "RECON_METRICS_TOKEN": token,
         "RECON_WORKER_METRICS_PORT": str(port),

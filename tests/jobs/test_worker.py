@@ -57,6 +57,7 @@ def world(tmp_path: Path, redis_url: str) -> Iterator[dict]:
         "RECON_DATABASE_URL": url,
         "RECON_DATA_DIR": config["RECON_DATA_DIR"],
         "RECON_REDIS_URL": redis_url,
+        "RECON_CACHE_NAMESPACE": config["RECON_CACHE_NAMESPACE"],
         "RECON_JOB_VISIBILITY_TIMEOUT": "4",
         "PYTHONPATH": str(ROOT),
     }
