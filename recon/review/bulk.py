@@ -11,6 +11,7 @@ records the action, the filter, the count and the ids (the first
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String, cast, exists, func, select, update
@@ -198,6 +199,11 @@ def _decide_all(
 
 
 def _plain(value: Any) -> Any:
+    """The value as the audit log's JSON can hold it (amounts as exact text)."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return getattr(value, "value", value)

@@ -145,3 +145,19 @@ def test_bulk_refuses_bad_requests(world, as_user):
     )
     assert world.viewer.post(url, json={"filter": {}, "action": "close"}).status_code == 403
     assert world.viewer.get(world.url("/exceptions?status=open")).get_json()["total"] == 8
+
+
+def test_a_bulk_action_filtered_by_amount_is_audited_with_the_amounts_as_text(world):
+    response = world.editor.post(
+        world.url("/exceptions/bulk"),
+        json={
+            "filter": {"min_amount": "40.5", "max_amount": "100"},
+            "action": "assign",
+            "assignee_id": world.editor.user.id,
+        },
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["updated"] == 2  # 45.50 and 75.50
+    [event] = world.viewer.get(world.url("/audit?per_page=1")).get_json()["items"]
+    assert event["action"] == "exception.bulk_assign"
+    assert event["after"]["filter"] == {"min_amount": "40.5", "max_amount": "100"}
