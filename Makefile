@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+TEST_WORKERS ?= 2
 export RECON_DATABASE_URL ?= sqlite:///$(CURDIR)/var/recon.db
 export RECON_DATA_DIR ?= $(CURDIR)/var/data
 
@@ -28,8 +29,8 @@ run: install ## migrate a SQLite DB under ./var, create the admin, load the demo
 	@echo "workspace: http://127.0.0.1:$(PORT)/ (sign in as admin; the demo project is \"Bank vs ledger (demo)\"), API docs: http://127.0.0.1:$(PORT)/api/docs"
 	PORT=$(PORT) $(BIN)/gunicorn -c ops/gunicorn.conf.py wsgi:app
 
-test: install ## run the whole test suite with the coverage gate
-	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered -q
+test: install ## run the whole test suite with the coverage gate, on $(TEST_WORKERS) processes
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --cov --cov-report=term-missing:skip-covered -q
 
 fuzz: install ## schemathesis over every API operation with many examples (RECON_FUZZ_EXAMPLES, default 200)
 	RECON_FUZZ_EXAMPLES=$${RECON_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/test_openapi.py -q -p no:cacheprovider

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -25,7 +26,6 @@ from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.engine import make_url
 
 from recon import create_app
-from recon.auth.passwords import hash_password
 from recon.auth.service import issue_token
 from recon.extensions import db
 from recon.projects.models import Membership, Project, ProjectRole
@@ -46,8 +46,10 @@ def missing_service(what: str) -> None:
 
 @lru_cache(maxsize=1)
 def password_hash() -> str:
-    # One argon2 hash for every factory user: hashing is slow on purpose.
-    return hash_password(PASSWORD)
+    # One argon2id hash for every factory user, with the cheapest parameters: verifying the
+    # production ones costs a third of a second on purpose, and the lockout tests log in
+    # dozens of times. recon verifies whatever parameters a stored hash names.
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
 def app_config(tmp: Path, database_url: str, **overrides: Any) -> dict[str, Any]:

@@ -47,6 +47,8 @@ from recon.users.models import Role, User
 from tests.conftest import app_config, migrate_schema, password_hash, throwaway_postgres
 
 EXAMPLES = int(os.environ.get("RECON_FUZZ_EXAMPLES", "6"))
+# The fuzzed apps and their worlds are module-scoped: one xdist worker runs the module.
+pytestmark = pytest.mark.xdist_group("openapi")
 RULES = {
     "passes": [
         {"name": "exact", "match_on": ["key"]},

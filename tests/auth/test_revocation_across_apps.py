@@ -15,8 +15,17 @@ pytestmark = pytest.mark.redis
 def test_logout_in_one_app_revokes_the_token_in_another(tmp_path, redis_url):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     channel = f"recon:test:{uuid.uuid4().hex}"
+    namespace = f"test-{uuid.uuid4().hex[:12]}:"  # two pods of one deployment share it
     apps = [
-        create_app(app_config(tmp_path / name, url, RECON_REDIS_URL=redis_url, RECON_CACHE_TTL=300))
+        create_app(
+            app_config(
+                tmp_path / name,
+                url,
+                RECON_REDIS_URL=redis_url,
+                RECON_CACHE_TTL=300,
+                RECON_CACHE_NAMESPACE=namespace,
+            )
+        )
         for name in ("a", "b")
     ]
     for app in apps:

@@ -39,7 +39,8 @@ from tests.instrumentation.workers import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+# Its module-scoped worker is started once: one xdist worker runs the module.
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.xdist_group("worker-telemetry")]
 TOKEN = "worker-metrics-token"
 
 

@@ -137,10 +137,14 @@ def test_secrets_are_referenced_never_inlined(workload: dict[str, Any]) -> None:
     (container,) = workload["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert env["RECON_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "recon-secrets"
+    if workload["metadata"]["name"] == "recon-web":
+        # Every web pod signs the workspace's CSRF tokens with the same key.
+        assert env["RECON_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "secret-key"
     for name in (
         "RECON_DATABASE_URL",
         "RECON_REDIS_URL",
         "RECON_METRICS_TOKEN",
+        "RECON_SECRET_KEY",
     ):
         if name in env:
             assert "value" not in env[name], f"{name} must come from the Secret"

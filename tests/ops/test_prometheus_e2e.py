@@ -54,7 +54,8 @@ from tests.ops.exprs import (
 )
 from tests.servers import free_port
 
-pytestmark = pytest.mark.slow
+# Its module-scoped processes are started once: one xdist worker runs the module.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prometheus-e2e")]
 
 
 def prometheus_config(tmp: Path, targets: dict[str, list[str]]) -> Path:

@@ -11,7 +11,8 @@ import requests
 
 from tests.workspace.conftest import Browsing
 
-pytestmark = pytest.mark.slow
+# One server and one browser for every browser test: the same xdist worker runs them all.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 XSS = "<img src=x onerror=alert(1)>"
 ATTR = '" autofocus onfocus="alert(2)'
 

@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 from recon.demo import generate
 from tests.workspace.conftest import Browsing
 
-pytestmark = pytest.mark.slow
+# One server and one browser for every browser test: the same xdist worker runs them all.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 
 def open_total(b: Browsing, pid: str) -> int:
