@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from recon.duckdb_conn import connect
+from recon.duckdb_conn import cursor
 from recon.engine.results import RESULT_COLUMNS
 from recon.errors import Conflict, ValidationError
 from recon.jobs.models import Job, JobStatus
@@ -47,7 +47,7 @@ SIDES = ("left", "right")
 EXPORT_CHUNK = 100_000  # row numbers per export query
 EXPORT_BATCH = 5_000  # records fetched from DuckDB at a time
 WINDOW = 20_000  # row numbers a page reads first (doubling until the page is full)
-READ_MEMORY_LIMIT = "512MB"  # of each reader's DuckDB connection
+READ_MEMORY_LIMIT = "512MB"  # of the DuckDB database a process's readers share
 CANONICAL = ("key", "amount", "date", "currency", "description")
 VIEWS = ("current", "engine")
 OVERRIDES = pa.schema(
@@ -264,7 +264,7 @@ class Reader:
         self.summary = job.summary or {}
         # Bounded like a job's engine: a large read spills to the data directory's tmp.
         self.tmp_dir = storage.tmp_dir
-        self.con: duckdb.DuckDBPyConnection = connect(
+        self.con: duckdb.DuckDBPyConnection = cursor(
             memory_limit=READ_MEMORY_LIMIT, temp_directory=str(storage.tmp_dir)
         )
         self.con.register("oe", overrides)

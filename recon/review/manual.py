@@ -25,7 +25,7 @@ from instrumentation import db_query_timer
 from recon.audit.service import SYSTEM, Actor, record
 from recon.cache_keys import Cache
 from recon.db_types import SessionLike, utcnow
-from recon.duckdb_conn import connect
+from recon.duckdb_conn import cursor
 from recon.errors import Conflict, NotFound, ValidationError
 from recon.jobs.models import Job
 from recon.pagination import Page
@@ -60,7 +60,7 @@ def _duplicates(side: str, rows: Sequence[int]) -> list[dict[str, Any]]:
 
 def _amounts(storage: Storage, source: Source, rows: Sequence[int]) -> list[tuple[str, str]]:
     """Return (amount as exact text, currency) of the source's ``rows``."""
-    con = connect()
+    con = cursor()
     try:
         return con.execute(
             f"""SELECT CAST(CAST(amount AS DECIMAL(38, {int(source.amount_scale)})) AS VARCHAR),

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from instrumentation import db_query_timer, record_upload_rejected
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.db_types import SessionLike
-from recon.duckdb_conn import connect
+from recon.duckdb_conn import cursor
 from recon.errors import (
     Conflict,
     InsufficientStorage,
@@ -378,7 +378,7 @@ def get_rows(
 
 
 def _read_rows(path: str, *, per_page: int, offset: int) -> list[dict[str, Any]]:
-    con = connect()
+    con = cursor()
     try:
         rows = con.execute(
             "SELECT row, key, CAST(amount AS VARCHAR), CAST(date AS VARCHAR), currency, "
