@@ -41,6 +41,9 @@ def celery_config(app: Flask) -> dict[str, Any]:
             "interval_max": 0.5,
         },
         "worker_hijack_root_logger": False,
+        # recon's JSON lines go to the real stdout: Celery's redirect would turn them into
+        # log records of its own, which the root handler then drops as recursion.
+        "worker_redirect_stdouts": False,
     }
 
 
