@@ -235,6 +235,13 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds a job waits after its claim: fault injection for drills and tests",
     ),
     Setting(
+        "RECON_JOB_QUEUE",
+        str,
+        "celery",
+        "Celery queue jobs are sent to (and re-queued on); deployments sharing a Redis use "
+        "one each",
+    ),
+    Setting(
         "RECON_JOB_STALE_SECONDS",
         _positive_int,
         "60",

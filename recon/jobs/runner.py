@@ -52,6 +52,7 @@ from recon.storage import Storage
 log = logging.getLogger("recon.jobs")
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
+MAX_RETRIES = 3  # retries of a job after its first attempt (Celery retries, reaper re-queues)
 TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 

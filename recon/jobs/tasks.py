@@ -16,7 +16,9 @@ from instrumentation import route_context
 from recon.cache_keys import analytics_key, job_key, job_state_key
 from recon.extensions import db
 from recon.jobs.models import Job
+from recon.jobs.reaper import Reaper
 from recon.jobs.runner import (
+    MAX_RETRIES,
     EngineSettings,
     Hooks,
     Outcome,
@@ -31,7 +33,6 @@ from recon.review.publish import publish_exceptions
 log = logging.getLogger("recon.jobs")
 
 TASK_NAME = "recon.run_job"
-MAX_RETRIES = 3
 
 
 def _invalidate(job: Job) -> None:
@@ -163,7 +164,12 @@ def init_app(app: Flask) -> None:
 
         celery_init_app(app)
         app.extensions["recon_enqueue"] = CeleryRunner()
-    elif mode == "inline":
+        # A stale job goes back to the queue (a new attempt), as a redelivery would.
+        app.extensions["recon_reaper"] = Reaper(app, requeue=app.extensions["recon_enqueue"])
+        return
+    if mode == "inline":
         app.extensions["recon_enqueue"] = InlineRunner(app)
     else:
         app.extensions["recon_enqueue"] = ThreadRunner(app, app.config["RECON_JOB_THREADS"])
+    # In-process jobs die with their process: a stale one can only be failed.
+    app.extensions["recon_reaper"] = Reaper(app, requeue=None)

@@ -1,4 +1,5 @@
-"""The real-worker world: a throwaway PostgreSQL database, real Redis, Celery workers on demand.
+"""Worlds for job tests: a thread-runner app on SQLite or PostgreSQL (``world_at``), and
+the real-worker world (``world``): a throwaway PostgreSQL database, real Redis, Celery workers.
 
 These tests commit for real (a worker in another process can't see a rolled-back
 transaction), so each world builds its own PostgreSQL database.
@@ -13,15 +14,26 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy.engine import make_url
 
 from recon import create_app
 from recon.extensions import db
-from tests.conftest import PG_URL, AuthClient, Factory, app_config, migrate_schema, missing_service
+from tests.conftest import (
+    PG_URL,
+    AuthClient,
+    Factory,
+    app_config,
+    migrate_schema,
+    missing_service,
+    throwaway_postgres,
+)
+from tests.jobs.pipeline import FINISHED, wait_for
 from tests.jobs.test_jobs_api import LEFT, RIGHT, RULES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,9 +56,9 @@ def world(tmp_path: Path, redis_url: str) -> Iterator[dict]:
         RECON_REDIS_URL=redis_url,
         RECON_JOB_RUNNER="celery",
         RECON_JOB_VISIBILITY_TIMEOUT=4,
+        RECON_JOB_QUEUE=queue,
     )
     app = create_app(config)
-    app.extensions["celery"].conf.task_default_queue = queue
     migrate_schema(app)
     env = {
         **os.environ,
@@ -55,6 +67,7 @@ def world(tmp_path: Path, redis_url: str) -> Iterator[dict]:
         "RECON_REDIS_URL": redis_url,
         "RECON_CACHE_NAMESPACE": config["RECON_CACHE_NAMESPACE"],
         "RECON_JOB_VISIBILITY_TIMEOUT": "4",
+        "RECON_JOB_QUEUE": queue,
         "PYTHONPATH": str(ROOT),
     }
     workers: list[subprocess.Popen] = []
@@ -129,3 +142,76 @@ def post_job(world) -> int:
     )
     assert response.status_code == 202, response.get_json()
     return response.get_json()["id"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'faults.db'}"
+        return
+    with throwaway_postgres() as url:
+        yield url
+
+
+@dataclass
+class World:
+    app: Flask
+    client: AuthClient
+    pid: int
+    left: int
+    right: int
+
+    def post_job(self) -> int:
+        body = {"left_source_id": self.left, "right_source_id": self.right, "rules": RULES}
+        response = self.client.post(f"/api/projects/{self.pid}/jobs", json=body)
+        assert response.status_code == 202, response.get_json()
+        return int(response.get_json()["id"])
+
+    def job(self, jid: int) -> dict:
+        return self.client.get(f"/api/projects/{self.pid}/jobs/{jid}").get_json()
+
+    def finished(self, jid: int, timeout: float = 60) -> dict:
+        return wait_for(
+            lambda: (s := self.job(jid))["status"] in FINISHED and s, timeout, f"job {jid}"
+        )
+
+    def attempt_dirs(self) -> list[str]:
+        return sorted(p.name for p in Path(self.app.config["RECON_DATA_DIR"]).rglob("attempt-*"))
+
+
+def thread_world(tmp_path: Path, url: str, **config: object) -> World:
+    app = create_app(app_config(tmp_path, url, RECON_JOB_RUNNER="thread", **config))
+    migrate_schema(app)
+    with app.app_context():
+        factory = Factory(app)
+        user = factory.user()
+        project = factory.project(members={user: "owner"})
+        client = AuthClient(app.test_client(), user, factory.token(user))
+        ids = []
+        for text, name in ((LEFT, "left"), (RIGHT, "right")):
+            data = {"name": name, "file": (io.BytesIO(text.encode()), f"{name}.csv")}
+            response = client.post(
+                f"/api/projects/{project.id}/sources",
+                data=data,
+                content_type="multipart/form-data",
+            )
+            assert response.status_code == 201, response.get_json()
+            ids.append(response.get_json()["id"])
+        world = World(app, client, project.id, ids[0], ids[1])
+        db.session.remove()
+    return world
+
+
+@pytest.fixture
+def world_at(tmp_path: Path, database: str) -> Iterator:
+    made: list[World] = []
+
+    def make(**config: object) -> World:
+        made.append(thread_world(tmp_path, database, **config))
+        return made[-1]
+
+    yield make
+    for world in made:
+        with world.app.app_context():
+            db.engine.dispose()
+        world.app.extensions["recon_cache"].close()
