@@ -203,6 +203,11 @@ class Metrics:
         self.jobs = meter.create_counter(
             "reconciliation_jobs", unit="{job}", description="Finished jobs by final status."
         )
+        self.job_errors = meter.create_counter(
+            "reconciliation_job_errors",
+            unit="{error}",
+            description="Exceptions that ended or retried a job attempt, by pipeline step.",
+        )
         self.job_duration = meter.create_histogram(
             "reconciliation_job_duration_seconds",
             unit="s",

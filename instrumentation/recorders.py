@@ -138,6 +138,13 @@ def record_job(status: str, duration_seconds: float | None) -> None:
         metrics.job_duration.record(duration_seconds)
 
 
+def record_job_error(step: str) -> None:
+    """Count an exception that ended (or retried) a job attempt at ``step`` of its pipeline."""
+    metrics = current_metrics()
+    if metrics is not None:
+        metrics.job_errors.add(1, {"step": step})
+
+
 def record_records_processed(side: str, n: int) -> None:
     """Add ``n`` records read on ``side`` (``left`` or ``right``)."""
     metrics = current_metrics()

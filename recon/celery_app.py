@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from flask import Flask
 
 import instrumentation
@@ -20,6 +20,7 @@ def celery_config(app: Flask) -> dict[str, Any]:
     return {
         "broker_url": app.config["RECON_REDIS_URL"],
         "task_ignore_result": True,
+        "task_default_queue": app.config["RECON_JOB_QUEUE"],
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_acks_late": True,
@@ -41,6 +42,9 @@ def celery_config(app: Flask) -> dict[str, Any]:
             "interval_max": 0.5,
         },
         "worker_hijack_root_logger": False,
+        # recon's JSON lines go to the real stdout: Celery's redirect would turn them into
+        # log records of its own, which the root handler then drops as recursion.
+        "worker_redirect_stdouts": False,
     }
 
 
@@ -62,6 +66,13 @@ def celery_init_app(app: Flask) -> Celery:
 
         with app.app_context():
             db.engine.dispose(close=False)
+
+    @worker_ready.connect(weak=False)
+    def _start_reaper(**_: object) -> None:
+        # Every worker reaps too, so stale jobs are re-queued with no web process up.
+        reaper = app.extensions.get("recon_reaper")
+        if reaper is not None:
+            reaper.start()
 
     import recon.jobs.tasks  # noqa: F401  (registers the tasks on this app)
 

@@ -79,6 +79,36 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+JOB_STEPS = ("claim", "engine", "publish", "audit", "commit", "invalidation")
+
+
+def _fault(raw: str) -> str:
+    step, _, kind = raw.strip().partition(":")
+    if step not in JOB_STEPS or kind not in ("", "transient"):
+        raise ValueError("expected a step (" + ", ".join(JOB_STEPS) + "), optionally :transient")
+    return raw.strip()
+
+
+# What one candidate pair costs the engine, measured on the pair passes (see the README's
+# limits): the default candidate limit keeps a pass's candidates within its memory limit.
+BYTES_PER_CANDIDATE = 64
+_SIZE_UNITS = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_SIZE_UNITS.update({"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4})
+
+
+def memory_bytes(size: str) -> int:
+    """The bytes of a memory size as DuckDB reads it (``1GB`` is 1000^3, ``1GiB`` 1024^3)."""
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", size, re.I)
+    if not match:
+        raise ValueError(f"not a memory size: {size!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def default_max_candidates(memory_limit: str) -> int:
+    """The candidate pairs that fit in ``memory_limit``."""
+    return memory_bytes(memory_limit) // BYTES_PER_CANDIDATE
+
+
 def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return lambda raw: parse(raw) if raw.strip() else None
 
@@ -174,9 +204,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "RECON_MAX_CANDIDATES",
-        _positive_int,
-        "50000000",
-        "candidate pairs a rule pass may generate before the job fails",
+        _optional(_positive_int),
+        "",
+        "candidate pairs a rule pass may generate before the job fails; "
+        "empty = the engine memory limit / 64 bytes (15,625,000 at 1GB)",
     ),
     Setting("RECON_JOB_THREADS", _positive_int, "2", "jobs run at once by the in-process runner"),
     Setting(
@@ -202,6 +233,26 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         "0",
         "seconds a job waits after its claim: fault injection for drills and tests",
+    ),
+    Setting(
+        "RECON_JOB_QUEUE",
+        str,
+        "celery",
+        "Celery queue jobs are sent to (and re-queued on); deployments sharing a Redis use "
+        "one each",
+    ),
+    Setting(
+        "RECON_JOB_STALE_SECONDS",
+        _positive_int,
+        "60",
+        "a running job without a heartbeat for this long is re-queued (Celery) or failed",
+    ),
+    Setting(
+        "RECON_JOB_FAULT",
+        _optional(_fault),
+        "",
+        "test and drill knob, off when empty: make every job fail at step (claim, engine, "
+        "publish, audit, commit, invalidation; add :transient for a database outage)",
     ),
     Setting(
         "RECON_SECRET_KEY",
@@ -244,4 +295,6 @@ def load(
         except ValueError as exc:
             raise ConfigError(f"{setting.name}={raw!r} is invalid: {exc}") from None
     values.update(overrides)
+    if values.get("RECON_MAX_CANDIDATES") is None:
+        values["RECON_MAX_CANDIDATES"] = default_max_candidates(values["RECON_ENGINE_MEMORY_LIMIT"])
     return values

@@ -33,7 +33,16 @@ CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 
 
+def _start_reaper() -> None:
+    # Each web process runs the job reaper from its first request on (a readiness probe
+    # comes within seconds of the start); tests drive the reaper themselves.
+    reaper = current_app.extensions.get("recon_reaper")
+    if reaper is not None and not current_app.testing:
+        reaper.start()
+
+
 def _start() -> Response | None:
+    _start_reaper()
     g.start = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex

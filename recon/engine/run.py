@@ -47,8 +47,13 @@ def run_reconciliation(
     max_candidates: int = 50_000_000,
     progress: Progress | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    on_connection: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
-    """Match left against right under rules, write the results Parquet, return the summary."""
+    """Match left against right under rules, write the results Parquet, return the summary.
+
+    ``on_connection`` is given the DuckDB connection once it is open and None before
+    it closes, so another thread can ``interrupt()`` a running statement (a cancel).
+    """
     started = time.perf_counter()
     left_path, right_path, out = Path(left), Path(right), Path(out_path)
     # Rules may compare the extra fields both sources carry.
@@ -74,6 +79,8 @@ def run_reconciliation(
     base.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="recon-engine-", dir=base))
     con = connect(memory_limit=memory_limit, temp_dir=work_dir, threads=threads)
+    hold = on_connection or (lambda _con: None)
+    hold(con)
     try:
         checkpoint(0, "load")
         sides = (
@@ -156,6 +163,7 @@ def run_reconciliation(
             con, sides, (queries[0], queries[1]), pass_names, scale, out
         )
     finally:
+        hold(None)
         con.close()
         shutil.rmtree(work_dir, ignore_errors=True)
     report(1.0, "done")

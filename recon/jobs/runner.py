@@ -3,34 +3,99 @@
 Crash safety: the claim bumps ``attempt``; results go under a per-attempt
 directory; publishing updates the job row only if it is still this attempt's
 and still running, in the same transaction as the exceptions. A worker killed
-mid-job leaves the job running with its attempt; the redelivered task claims it
-again with the next attempt and the stale attempt can never publish.
+mid-job leaves the job running with its attempt; the redelivered task (or the
+reaper, recon.jobs.reaper, once the heartbeat is stale) claims it again with
+the next attempt and the stale attempt can never publish.
+
+No exception leaves an attempt running: every step (claim, engine, publish,
+audit, commit, invalidation) is guarded. A failure is logged with the job id,
+attempt, step and traceback, counted, and either ends the job ``failed`` with
+a sentence for a person (internal detail stays in the log) or, when it is
+transient (the database or Redis unreachable), raises ``TransientJobError`` so
+the queue can retry it with a new attempt. A failed cache invalidation after
+the commit leaves the job succeeded (its results are published; cached reads
+age out within RECON_CACHE_TTL) and is logged and counted the same way.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from instrumentation import record_job, record_queue_wait, record_records_processed
+from instrumentation import (
+    record_job,
+    record_job_error,
+    record_queue_wait,
+    record_records_processed,
+)
 from recon.audit.service import SYSTEM, record
 from recon.db_types import SessionLike, utcnow
 from recon.engine import EngineCancelled, EngineError, run_reconciliation
 from recon.errors import APIError
 from recon.jobs.models import Job, JobStatus
 from recon.jobs.telemetry import engine_spans
+from recon.jobs.watch import JobWatch
 from recon.sources.models import Source
 from recon.storage import Storage
 
 log = logging.getLogger("recon.jobs")
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
+MAX_RETRIES = 3  # retries of a job after its first attempt (Celery retries, reaper re-queues)
+TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+
+
+class Step(enum.StrEnum):
+    claim = "claim"
+    engine = "engine"
+    publish = "publish"
+    audit = "audit"
+    commit = "commit"
+    invalidation = "invalidation"
+
+
+# What a person reads in the job's ``error`` when a step fails for a reason inside recon.
+FAILED_AT = {
+    Step.claim: "The job could not be started",
+    Step.engine: "The matching engine stopped on an internal error",
+    Step.publish: "The results could not be published as exceptions",
+    Step.audit: "The job's audit record could not be written",
+    Step.commit: "The job's results could not be saved",
+    Step.invalidation: "The cached views of the job could not be refreshed",
+}
+
+
+def failure_sentence(step: Step, job_id: int, attempt: int | None, *, transient: bool) -> str:
+    """The ``error`` of a job that failed at ``step``: what happened and where to look."""
+    why = " because the database was not reachable" if transient else ""
+    which = f"job {job_id}" + (f", attempt {attempt}" if attempt else "")
+    return (
+        f"{FAILED_AT[step]}{why}; nothing was published. Run the job again; the details "
+        f"are in the log of {which}."
+    )
+
+
+class InjectedFault(RuntimeError):
+    """Raised at a step named by RECON_JOB_FAULT (tests and drills)."""
+
+
+class TransientJobError(Exception):
+    """A step failed on an outage; the job is still running at ``attempt`` and may be retried."""
+
+    def __init__(self, job_id: int, attempt: int | None, step: Step) -> None:
+        super().__init__(f"job {job_id} attempt {attempt}: transient failure at {step}")
+        self.job_id, self.attempt, self.step = job_id, attempt, step
 
 
 @dataclass(frozen=True)
@@ -40,6 +105,9 @@ class EngineSettings:
     threads: int | None = None
     # Fault injection: hold a claimed job so a drill (or test) can kill its worker mid-job.
     pause_after_claim: float = 0.0
+    # Fault injection: "<step>" or "<step>:transient" raises at that step (RECON_JOB_FAULT).
+    fault: str | None = None
+    heartbeat_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +117,19 @@ class Outcome:
     published: bool
 
 
+def _inject(fault: str | None, step: Step) -> None:
+    if not fault:
+        return
+    name, _, kind = fault.partition(":")
+    if name != step.value:
+        return
+    if kind == "transient":
+        raise OperationalError(
+            f"fault injected at {step}", None, ConnectionError("RECON_JOB_FAULT")
+        )
+    raise InjectedFault(f"fault injected at {step} (RECON_JOB_FAULT)")
+
+
 def claim(*, session: SessionLike, job_id: int) -> int | None:
     """Mark the job running under a new attempt and return it; None if it is not runnable."""
     job = session.get(Job, job_id)
@@ -56,6 +137,7 @@ def claim(*, session: SessionLike, job_id: int) -> int | None:
         return None
     if job.cancel_requested:
         _finish(session, job_id, job.attempt, JobStatus.cancelled, error="cancelled")
+        session.commit()
         return None
     previous = job.attempt
     now = utcnow()
@@ -111,12 +193,11 @@ def _finish(
 
 
 class _Reporter:
-    """Writes progress and reads cancellation at most every PROGRESS_EVERY seconds."""
+    """Writes progress (and a heartbeat) at most every PROGRESS_EVERY seconds."""
 
     def __init__(self, session: SessionLike, job_id: int, attempt: int) -> None:
         self.session, self.job_id, self.attempt = session, job_id, attempt
         self.last = 0.0
-        self.cancelled = False
 
     def progress(self, fraction: float, name: str) -> None:
         now = time.monotonic()
@@ -130,13 +211,34 @@ class _Reporter:
         )
         self.session.commit()
 
-    def should_cancel(self) -> bool:
-        if not self.cancelled:
-            self.cancelled = bool(
-                self.session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-            )
-            self.session.commit()
-        return self.cancelled
+
+@dataclass
+class _Attempt:
+    """One attempt of a job, as the pipeline's steps share it."""
+
+    job_id: int
+    engine: EngineSettings
+    number: int | None = None
+    step: Step = Step.claim
+    started: float = field(default_factory=time.perf_counter)
+    job: Job | None = None
+    dir: str = ""
+
+
+PublishExceptions = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What other domains do in a job's pipeline, told to the runner (it imports none of them).
+
+    ``publish`` writes the exceptions of a job (the review domain's publish, called with
+    the keyword arguments of ``recon.review.publish.publish_exceptions``); ``published``
+    runs after the commit (the cache invalidation).
+    """
+
+    publish: PublishExceptions
+    published: Callable[[Job], None] | None = None
 
 
 def execute_job(
@@ -145,76 +247,114 @@ def execute_job(
     storage: Storage,
     job_id: int,
     engine: EngineSettings,
-    on_published: Any = None,
+    hooks: Hooks,
 ) -> Outcome | None:
     """Run the job once (one attempt) and return how it ended; None if it was not runnable.
 
-    Engine and rule errors fail the job with their message; any other exception
-    propagates (after the job is left running) so the queue can retry it.
+    Every failure ends the attempt: the job fails with a sentence, or, on a transient
+    error, TransientJobError is raised with the job left running for a retry.
     """
-    attempt = claim(session=session, job_id=job_id)
-    if attempt is None:
+    state = _Attempt(job_id=job_id, engine=engine)
+    try:
+        return _pipeline(session, storage, state, hooks)
+    except Exception as exc:
+        return _abort(session, storage, state, exc)
+
+
+def _pipeline(
+    session: SessionLike, storage: Storage, state: _Attempt, hooks: Hooks
+) -> Outcome | None:
+    _inject(state.engine.fault, Step.claim)
+    state.number = claim(session=session, job_id=state.job_id)
+    if state.number is None:
         return None
-    job = session.get(Job, job_id)
+    job = state.job = session.get(Job, state.job_id)
     assert job is not None
-    record_queue_wait(attempt=attempt, queued_at=job.created_at, claimed_at=job.started_at)
-    started = time.perf_counter()
+    record_queue_wait(attempt=state.number, queued_at=job.created_at, claimed_at=job.started_at)
+    state.dir = storage.job_attempt_dir(job.project_id, job.id, state.number)
+    storage.path(state.dir).mkdir(parents=True, exist_ok=True)
+    session.commit()  # no transaction stays open (SQLite: no lock held) while the engine runs
+    watch = JobWatch(
+        session=session,
+        job_id=job.id,
+        attempt=state.number,
+        heartbeat=state.engine.heartbeat_seconds,
+    )
+    with watch:
+        if state.engine.pause_after_claim:
+            time.sleep(state.engine.pause_after_claim)
+        state.step = Step.engine
+        summary = _run_engine(session, storage, state, watch)
+        if summary is None:
+            return _end(session, storage, state, JobStatus.cancelled, "cancelled")
+        if isinstance(summary, str):
+            return _end(session, storage, state, JobStatus.failed, summary)
+        outcome = _publish(session, storage, state, summary, hooks.publish)
+    if outcome.published and hooks.published is not None:
+        state.step = Step.invalidation
+        try:
+            _inject(state.engine.fault, Step.invalidation)
+            hooks.published(job)
+        except Exception as exc:  # the job is published; the cache ages out by its TTL
+            _log_failure(state, exc, transient=isinstance(exc, TRANSIENT))
+    return outcome
+
+
+def _job_tmp(storage: Storage, state: _Attempt) -> Path:
+    """This attempt's own directory under tmp/ (spill files), named so the cleanup knows it."""
+    return storage.tmp_dir / f"job-{state.job_id}-attempt-{state.number}"
+
+
+def _run_engine(
+    session: SessionLike, storage: Storage, state: _Attempt, watch: JobWatch
+) -> dict[str, Any] | str | None:
+    """The engine's summary; None when cancelled; the error sentence when the rules fail."""
+    job = state.job
+    assert job is not None and state.number is not None
     left = session.get(Source, job.left_source_id)
     right = session.get(Source, job.right_source_id)
     assert left is not None and right is not None
-    attempt_dir = storage.job_attempt_dir(job.project_id, job.id, attempt)
-    out = storage.path(attempt_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if engine.pause_after_claim:
-        time.sleep(engine.pause_after_claim)
-    results = out / "results.parquet"
-    reporter = _Reporter(session, job_id, attempt)
+    rules, left_path, right_path = job.rules, storage.path(left.path), storage.path(right.path)
+    session.commit()
+    reporter = _Reporter(session, job.id, state.number)
     try:
+        _inject(state.engine.fault, Step.engine)
         # Telemetry hook: a span per engine step, fed by the progress callback.
-        with engine_spans(rules=job.rules, progress=reporter.progress) as engine_run:
+        with engine_spans(rules=rules, progress=reporter.progress) as engine_run:
             summary = run_reconciliation(
-                storage.path(left.path),
-                storage.path(right.path),
-                job.rules,
-                results,
-                memory_limit=engine.memory_limit,
-                temp_dir=storage.tmp_dir,
-                threads=engine.threads,
-                max_candidates=engine.max_candidates,
+                left_path,
+                right_path,
+                rules,
+                storage.path(state.dir) / "results.parquet",
+                memory_limit=state.engine.memory_limit,
+                temp_dir=_job_tmp(storage, state),
+                threads=state.engine.threads,
+                max_candidates=state.engine.max_candidates,
                 progress=engine_run.progress,
-                should_cancel=reporter.should_cancel,
+                should_cancel=watch.should_cancel,
+                on_connection=watch.attach,
             )
             engine_run.finished(summary)
     except EngineCancelled:
-        return _end(session, storage, job, attempt, JobStatus.cancelled, started, "cancelled")
-    except (EngineError, APIError) as exc:
-        return _end(session, storage, job, attempt, JobStatus.failed, started, exc.detail)
-    return _publish(
-        session,
-        storage,
-        job,
-        attempt,
-        summary,
-        results,
-        left,
-        right,
-        started,
-        attempt_dir,
-        on_published,
-    )
+        return None
+    except Exception as exc:
+        if watch.cancelled.is_set():  # the interrupt surfaces as whatever DuckDB raised
+            return None
+        if isinstance(exc, EngineError | APIError):
+            return str(exc.detail)
+        raise
+    finally:
+        storage.remove(str(_job_tmp(storage, state).relative_to(storage.root)))
+    return summary
 
 
 def _end(
-    session: SessionLike,
-    storage: Storage,
-    job: Job,
-    attempt: int,
-    status: JobStatus,
-    started: float,
-    error: str,
+    session: SessionLike, storage: Storage, state: _Attempt, status: JobStatus, error: str
 ) -> Outcome:
+    job = state.job
+    assert job is not None and state.number is not None
     session.rollback()
-    ended = _finish(session, job.id, attempt, status, error=error)
+    ended = _finish(session, job.id, state.number, status, error=error)
     if ended:
         record(
             session=session,
@@ -223,50 +363,52 @@ def _end(
             object_type="job",
             object_id=job.id,
             project_id=job.project_id,
-            after={"error": error, "attempt": attempt},
+            after={"error": error, "attempt": state.number},
         )
     session.commit()
-    storage.remove(storage.job_attempt_dir(job.project_id, job.id, attempt))
+    storage.remove(state.dir)
     if ended:
-        record_job(status.value, time.perf_counter() - started)
-    return Outcome(status=status, attempt=attempt, published=False)
+        record_job(status.value, time.perf_counter() - state.started)
+    return Outcome(status=status, attempt=state.number, published=False)
 
 
 def _publish(
     session: SessionLike,
     storage: Storage,
-    job: Job,
-    attempt: int,
+    state: _Attempt,
     summary: dict[str, Any],
-    results: Path,
-    left: Source,
-    right: Source,
-    started: float,
-    attempt_dir: str,
-    on_published: Any,
+    publish: PublishExceptions,
 ) -> Outcome:
-    from recon.review.publish import publish_exceptions
-
-    relative = f"{attempt_dir}/results.parquet"
+    job = state.job
+    assert job is not None and state.number is not None
+    attempt, fault = state.number, state.engine.fault
+    state.step = Step.publish
+    relative = f"{state.dir}/results.parquet"
     if not _finish(
         session, job.id, attempt, JobStatus.succeeded, summary=summary, result_path=relative
     ):
         # A newer attempt owns the job now: this one must leave no trace.
         session.rollback()
-        storage.remove(attempt_dir)
+        storage.remove(state.dir)
         log.warning("job %s attempt %s is stale; its results were discarded", job.id, attempt)
         return Outcome(status=JobStatus.running, attempt=attempt, published=False)
     counts: dict[str, Any] = {}
+    _inject(fault, Step.publish)
     if not job.dry_run:
-        counts = publish_exceptions(
+        left = session.get(Source, job.left_source_id)
+        right = session.get(Source, job.right_source_id)
+        assert left is not None and right is not None
+        counts = publish(
             session=session,
             job=job,
-            results_path=results,
+            results_path=storage.path(relative),
             left_path=storage.path(left.path),
             right_path=storage.path(right.path),
             scale_left=left.amount_scale,
             scale_right=right.amount_scale,
         )
+    state.step = Step.audit
+    _inject(fault, Step.audit)
     record(
         session=session,
         actor=SYSTEM,
@@ -281,14 +423,55 @@ def _publish(
             "dry_run": job.dry_run,
         },
     )
+    state.step = Step.commit
+    _inject(fault, Step.commit)
     session.commit()
     _remove_other_attempts(storage, job, attempt)
-    record_job(JobStatus.succeeded.value, time.perf_counter() - started)
+    record_job(JobStatus.succeeded.value, time.perf_counter() - state.started)
     record_records_processed("left", int(summary["left"]["rows"]))
     record_records_processed("right", int(summary["right"]["rows"]))
-    if on_published is not None:
-        on_published(job)
     return Outcome(status=JobStatus.succeeded, attempt=attempt, published=True)
+
+
+def _log_failure(state: _Attempt, exc: BaseException, *, transient: bool) -> None:
+    record_job_error(state.step.value)
+    log.error(
+        "job %s attempt %s failed at %s: %s",
+        state.job_id,
+        state.number,
+        state.step.value,
+        type(exc).__name__,
+        exc_info=exc,
+        extra={
+            "job_id": state.job_id,
+            "attempt": state.number,
+            "step": state.step.value,
+            "transient": transient,
+        },
+    )
+
+
+def _abort(session: SessionLike, storage: Storage, state: _Attempt, exc: Exception) -> Outcome:
+    """End the attempt after an unexpected exception: failed, or TransientJobError."""
+    transient = isinstance(exc, TRANSIENT)
+    _log_failure(state, exc, transient=transient)
+    try:
+        session.rollback()
+        if state.dir:
+            storage.remove(state.dir)
+    except Exception:  # the session's connection is gone too; the retry starts afresh
+        log.warning("job %s: rollback after the failure failed", state.job_id, exc_info=True)
+    if transient:
+        raise TransientJobError(state.job_id, state.number, state.step) from exc
+    error = failure_sentence(state.step, state.job_id, state.number, transient=False)
+    try:
+        fail_job(session=session, job_id=state.job_id, error=error)
+    except Exception as again:
+        # Nowhere to write the failure: the job stays running until its heartbeat goes
+        # stale and the reaper ends it.
+        _log_failure(state, again, transient=True)
+        raise TransientJobError(state.job_id, state.number, state.step) from again
+    return Outcome(status=JobStatus.failed, attempt=state.number or 0, published=False)
 
 
 def _remove_other_attempts(storage: Storage, job: Job, attempt: int) -> None:

@@ -21,6 +21,7 @@ from prometheus_client.openmetrics.parser import (
 from instrumentation import (
     record_engine_duration,
     record_job,
+    record_job_error,
     record_queue_wait,
     record_rate_limited,
     record_records_processed,
@@ -53,6 +54,7 @@ EXPECTED = {
     "reconciliation_rate_limited": ("counter", set()),
     "reconciliation_upload_rejected": ("counter", {"reason"}),
     "reconciliation_jobs": ("counter", {"status"}),
+    "reconciliation_job_errors": ("counter", {"step"}),
     "reconciliation_job_duration_seconds": ("histogram", set()),
     "reconciliation_records_processed": ("counter", {"side"}),
     "reconciliation_job_queue_wait_seconds": ("histogram", set()),
@@ -113,6 +115,7 @@ def test_every_metric_has_its_type_and_labels_after_a_realistic_scenario(
     # Features that land later (jobs, uploads, the limiter) record through these.
     with app.app_context():
         record_job("succeeded", 2.5)
+        record_job_error("publish")
         now = utcnow()
         record_queue_wait(attempt=1, queued_at=now, claimed_at=now)
         record_engine_duration(1.5)
