@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from recon import config as settings
 from recon import logs, web
+from recon.db_decimal import register_sqlite
 from recon.errors import Conflict
 from recon.extensions import api, db, migrate
 from recon.problems import register_error_handlers
@@ -100,8 +101,9 @@ def engine_options(url: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
-    """SQLite: enforce foreign keys, let readers and a writer share the file, and let
-    SQLAlchemy own transactions (pysqlite's own handling breaks SAVEPOINTs)."""
+    """SQLite: enforce foreign keys, let readers and a writer share the file, add the exact
+    decimal functions, and let SQLAlchemy own transactions (pysqlite's own handling breaks
+    SAVEPOINTs)."""
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -111,6 +113,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+        register_sqlite(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:

@@ -46,8 +46,7 @@ KINDS = {
 }
 
 # One row per exception record; the counterpart list is built in DuckDB too. ``amount`` is
-# the text of a DECIMAL at the side's scale, so it always has exactly ``scale`` decimals and
-# dropping the point gives the minor units exactly (a BIGINT overflow fails the job loudly).
+# the text of a DECIMAL at the side's scale, so it always has exactly ``scale`` decimals.
 _QUERY = """
 WITH res AS (
     SELECT side, "row", status, pass, match_id, confidence, amount_diff, date_diff_days,
@@ -82,7 +81,7 @@ grouped AS (
 SELECT r.side, r."row", r.status, r.pass, r.match_id,
        CAST(CAST(r.confidence AS DECIMAL(6, 2)) AS VARCHAR),
        CAST(r.amount_diff AS VARCHAR), r.date_diff_days, r.diff_fields,
-       r.k, r.amount, CAST(replace(r.amount, '.', '') AS BIGINT) AS minor, r.d, r.ccy,
+       r.k, r.amount, r.d, r.ccy,
        r.descr, g.records
 FROM rec r
 LEFT JOIN grouped g ON r.status IN ('break', 'suggested') AND g.match_id = r.match_id
@@ -125,7 +124,6 @@ def _values(row: tuple[Any, ...], scales: dict[str, int]) -> dict[str, Any]:
         diff_fields,
         key,
         amount,
-        minor,
         day,
         currency,
         description,
@@ -140,7 +138,6 @@ def _values(row: tuple[Any, ...], scales: dict[str, int]) -> dict[str, Any]:
         "confidence": confidence,
         "key": key,
         "amount": amount,
-        "amount_minor": int(minor),
         "scale": scales[side],
         "currency": currency or None,
         "date": day,

@@ -13,16 +13,16 @@ project's cached analytics. Transitions (anything else is 409):
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, cast, false, func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from instrumentation import db_query_timer
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.cache_keys import Cache
+from recon.db_decimal import abs_compared_to, decimal_size
 from recon.db_types import SessionLike, utcnow
 from recon.errors import Conflict, NotFound, ValidationError
 from recon.pagination import Page, paginate
@@ -45,38 +45,17 @@ AUDITED = ("status", "kind", "assignee_id", "reason_code", "note", "resolved_at"
 CLOSED_STATUSES = (ExceptionStatus.resolved, ExceptionStatus.closed)
 
 
-# Amounts are compared exactly in minor units, one condition per scale the column can hold.
-MAX_SCALE = 18
 SORTS = ("oldest", "newest", "largest", "smallest")
 
 
-BIGINT_MAX = 2**63 - 1
-
-
 def _amount_bound(bound: Decimal, at_least: bool) -> Any:
-    """Where |amount| >= bound (or <=), exactly: per scale, in that scale's minor units; a
-    bound past what a BIGINT holds at some scale is decided without asking the database."""
-    conditions = []
-    for scale in range(MAX_SCALE + 1):
-        minor = bound.scaleb(scale)
-        limit = math.ceil(minor) if at_least else math.floor(minor)
-        size = func.abs(ReconException.amount_minor)
-        if limit > BIGINT_MAX:
-            if at_least:
-                continue  # no stored amount is that large
-            conditions.append(ReconException.scale == scale)
-        else:
-            conditions.append(
-                and_(ReconException.scale == scale, size >= limit if at_least else size <= limit)
-            )
-    return or_(*conditions) if conditions else false()
+    """Where |amount| >= bound (or <=), exactly, at any scale."""
+    compared = abs_compared_to(ReconException.amount, bound)
+    return compared >= 0 if at_least else compared <= 0
 
 
 def _order(sort: str | None) -> tuple[Any, ...]:
-    # By size across scales: a float is exact enough to order by, never to compare with.
-    size = func.abs(cast(ReconException.amount_minor, Float)) / case(
-        *((ReconException.scale == s, 10.0**s) for s in range(MAX_SCALE + 1)), else_=1.0
-    )
+    size = decimal_size(ReconException.amount)
     if sort == "newest":
         return (ReconException.opened_at.desc(), ReconException.id.desc())
     if sort == "largest":
