@@ -7,7 +7,9 @@ Create Date: 2026-12-01 21:20:00
 ``amount_minor`` held the amount as BIGINT minor units at its scale: 16 decimals of
 a million overflow it. The amount's exact text is what every read sums and compares
 now (recon.db_decimal), so the column goes. The four indexes serve the exceptions
-list (whole, or by status, kind or assignee) in (opened_at, id) order.
+list (whole, or by status, kind or assignee) in (opened_at, id) order; they make the
+single-column indexes on project_id and status redundant, and every index is one
+more write per published exception, so those two go.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -30,6 +32,8 @@ LIST_INDEXES = {
 def upgrade():
     with op.batch_alter_table('exceptions', schema=None) as batch_op:
         batch_op.drop_column('amount_minor')
+        batch_op.drop_index('ix_exceptions_project_id')
+        batch_op.drop_index('ix_exceptions_status')
         for name, columns in LIST_INDEXES.items():
             batch_op.create_index(name, columns, unique=False)
 
@@ -38,6 +42,8 @@ def downgrade():
     with op.batch_alter_table('exceptions', schema=None) as batch_op:
         for name in LIST_INDEXES:
             batch_op.drop_index(name)
+        batch_op.create_index('ix_exceptions_project_id', ['project_id'], unique=False)
+        batch_op.create_index('ix_exceptions_status', ['status'], unique=False)
         # Minor units again where they fit a BIGINT; an amount past that fails the downgrade.
         batch_op.add_column(sa.Column('amount_minor', sa.BigInteger(), nullable=False,
                                       server_default='0'))

@@ -70,8 +70,9 @@ class ReconException(Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Indexed by ix_exceptions_list (its first column): one index fewer to write per row.
     project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
     )
     job_id: Mapped[int] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
@@ -106,7 +107,6 @@ class ReconException(Model):
         Enum(ExceptionStatus, name="exception_status", native_enum=False, length=16),
         nullable=False,
         default=ExceptionStatus.open,
-        index=True,
     )
     assignee_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True

@@ -152,7 +152,11 @@ def _stage(session: SessionLike, batches: Iterator[list[tuple[Any, ...]]]) -> in
     """Load the batches into a new staging table of this transaction; return the rows."""
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
-    columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS)
+    # The key makes each carried-over or new record one index probe on SQLite.
+    columns = (
+        ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS) + ', PRIMARY KEY (side, "row")'
+    )
+
     session.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
     session.execute(text(f"CREATE TEMPORARY TABLE {STAGE} ({columns})"))
     raw = connection.connection.driver_connection
