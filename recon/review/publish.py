@@ -20,10 +20,11 @@ meets the exceptions of the previous run:
 
 It is a bulk write (DESIGN.md section 16): DuckDB prepares each record as one
 plain tuple (the counterpart and diff already JSON text) and hands them over in
-batches of ``BATCH`` into a temporary staging table, by ``COPY`` on PostgreSQL
-and ``executemany`` on SQLite; three set-based statements then update the
-carried-over exceptions, insert the new ones and close the matched ones. No
-Python object per exception, no list of the whole job.
+batches of ``BATCH``, written by ``COPY`` on PostgreSQL and ``executemany`` on
+SQLite. On a pair with no exceptions yet they go straight into the table; else
+into a temporary staging table, and set-based statements update the carried-over
+exceptions and insert the new ones. One more closes the matched ones. No dict or
+ORM object per exception, no list of the whole job.
 
 Nothing here commits: the caller publishes the job row and the exceptions in
 one transaction, and writes one audit event for the job.
@@ -31,12 +32,12 @@ one transaction, and writes one audit event for the job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, text, update
+from sqlalchemy import CursorResult, bindparam, select, text, update
 
 from instrumentation import db_query_timer
 from recon.db_types import SessionLike, UTCDateTime, utcnow
@@ -45,6 +46,7 @@ from recon.jobs.models import Job
 from recon.review.models import OPEN_STATUSES, ExceptionStatus, ReconException
 
 BATCH = 50_000
+Batches = Iterator[list[tuple[Any, ...]]]
 CLOSED_BY_JOB = "matched_by_job"
 STAGE = "recon_publish_stage"
 # The staging table's columns, in the order DuckDB hands each record over.
@@ -67,6 +69,8 @@ COLUMNS = (
 # Written from the staging row on a new or carried-over exception (JSON ones cast on PostgreSQL).
 COPIED = tuple(name for name, _ in COLUMNS if name not in ("side", "row"))
 JSON_COLUMNS = ("counterpart", "diff")
+# What a new exception adds to its staging row.
+FRESH = ("project_id", "job_id", "pair_key", "status", "opened_at", "updated_at")
 OPEN = ", ".join(f"'{s.value}'" for s in OPEN_STATUSES)
 
 # One row per exception record, ready to stage; the counterpart list is built in DuckDB
@@ -117,6 +121,7 @@ SELECT r.side, r."row", r.status, CAST(r.match_id AS BIGINT), r.pass,
 FROM rec r
 LEFT JOIN grouped g ON r.status IN ('break', 'suggested') AND g.match_id = r.match_id
                     AND g.side <> r.side
+ORDER BY r.side, r."row"
 """
 
 
@@ -148,39 +153,54 @@ def read_exception_records(
         con.close()
 
 
-def _stage(session: SessionLike, batches: Iterator[list[tuple[Any, ...]]]) -> int:
-    """Load the batches into a new staging table of this transaction; return the rows."""
+def _copy(session: SessionLike, table: str, names: Sequence[str], batches: Batches) -> int:
+    """Write the batches' tuples into ``table``'s columns ``names`` (COPY on PostgreSQL,
+    executemany on SQLite) in the session's transaction; return the rows written."""
     connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    # The key makes each carried-over or new record one index probe on SQLite.
-    columns = (
-        ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS) + ', PRIMARY KEY (side, "row")'
-    )
-
-    session.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
-    session.execute(text(f"CREATE TEMPORARY TABLE {STAGE} ({columns})"))
     raw = connection.connection.driver_connection
     assert raw is not None  # noqa: S101  (a live session connection always has one)
-    staged = 0
-    names = ", ".join(f'"{name}"' for name, _ in COLUMNS)
-    if postgres:
-        with raw.cursor() as cursor, cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN") as copy:
+    columns = ", ".join(f'"{name}"' for name in names)
+    written = 0
+    if connection.dialect.name == "postgresql":
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for rows in batches:
                 for row in rows:
                     copy.write_row(row)
-                staged += len(rows)
+                written += len(rows)
+        return written
+    # S608: the table and column names are constants; the values are bound.
+    statement = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(names))})"  # noqa: S608
+    cursor = raw.cursor()
+    try:
+        for rows in batches:
+            cursor.executemany(statement, rows)
+            written += len(rows)
+    finally:
+        cursor.close()
+    return written
+
+
+def _stage(session: SessionLike, batches: Batches) -> int:
+    """Load the batches into a new staging table of this transaction; return the rows."""
+    # The key makes each carried-over or new record one index probe on SQLite.
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS)
+    session.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
+    session.execute(text(f'CREATE TEMPORARY TABLE {STAGE} ({columns}, PRIMARY KEY (side, "row"))'))
+    staged = _copy(session, STAGE, [name for name, _ in COLUMNS], batches)
+    if session.connection().dialect.name == "postgresql":
         session.execute(text(f"ANALYZE {STAGE}"))  # temporary tables get no autovacuum
-    else:
-        marks = ", ".join("?" * len(COLUMNS))
-        cursor = raw.cursor()
-        try:
-            for rows in batches:
-                # S608: the table and the marks are constants; the values are bound.
-                cursor.executemany(f"INSERT INTO {STAGE} VALUES ({marks})", rows)  # noqa: S608
-                staged += len(rows)
-        finally:
-            cursor.close()
     return staged
+
+
+def _insert_all(session: SessionLike, job: Job, now: datetime, batches: Batches) -> int:
+    """A pair with no exceptions yet: every record goes straight into the table."""
+    dialect = session.connection().dialect
+    stamp = ReconException.__table__.c.opened_at.type.bind_processor(dialect)
+    at = stamp(now) if stamp else now
+    extra = (job.project_id, job.id, pair_key(job), ExceptionStatus.open.value, at, at)
+    names = [name for name, _ in COLUMNS] + list(FRESH)
+    with_extra = ([row + extra for row in rows] for rows in batches)
+    return _copy(session, "exceptions", names, with_extra)
 
 
 def _merge(session: SessionLike, job: Job, now: datetime) -> tuple[int, int]:
@@ -221,6 +241,17 @@ def _merge(session: SessionLike, job: Job, now: datetime) -> tuple[int, int]:
     return int(updated), int(opened)
 
 
+def _has_exceptions(session: SessionLike, job: Job) -> bool:
+    found = session.execute(
+        select(ReconException.id)
+        .where(
+            ReconException.project_id == job.project_id, ReconException.pair_key == pair_key(job)
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def publish_exceptions(
     *,
     session: SessionLike,
@@ -242,9 +273,14 @@ def publish_exceptions(
         scale_left=scale_left,
         scale_right=scale_right,
     )
-    with db_query_timer("insert", "exceptions"):
-        staged = _stage(session, batches)
-    updated, opened = _merge(session, job, now)
+    if not _has_exceptions(session, job):
+        with db_query_timer("insert", "exceptions"):
+            opened = staged = _insert_all(session, job, now, batches)
+        updated = 0
+    else:
+        with db_query_timer("insert", "exceptions"):
+            staged = _stage(session, batches)
+        updated, opened = _merge(session, job, now)
     with db_query_timer("update", "exceptions"):
         # Whatever is still open on this pair and was not reported again is now matched.
         result = session.execute(
