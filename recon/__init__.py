@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from recon import config as settings
 from recon import logs, web
+from recon.db_decimal import register_sqlite
 from recon.errors import Conflict
 from recon.extensions import api, db, migrate
 from recon.problems import register_error_handlers
@@ -99,9 +100,14 @@ def engine_options(url: str, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Requests that only read: their SQLite transactions take no write lock.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def _sqlite_pragmas(engine: Engine) -> None:
-    """SQLite: enforce foreign keys, let readers and a writer share the file, and let
-    SQLAlchemy own transactions (pysqlite's own handling breaks SAVEPOINTs)."""
+    """SQLite: enforce foreign keys, let readers and a writer share the file, add the exact
+    decimal functions, and let SQLAlchemy own transactions (pysqlite's own handling breaks
+    SAVEPOINTs)."""
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -111,13 +117,24 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+        register_sqlite(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout): a deferred
-        # transaction that reads and then writes fails at once if another thread wrote
-        # in between. Readers of the WAL are not blocked by it.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(sqlite_begin())
+
+
+def sqlite_begin() -> str:
+    """The BEGIN for a new SQLite transaction: deferred for a request that only reads, so
+    it reads its WAL snapshot while a job publishes; IMMEDIATE for everything else.
+
+    IMMEDIATE takes the write lock up front (waiting up to busy_timeout): a deferred
+    transaction that reads and then writes fails at once if another connection wrote in
+    between, which is what writers (POST/PATCH/DELETE, jobs, the CLI) must not risk.
+    """
+    if has_request_context() and request.method in READ_METHODS:
+        return "BEGIN"
+    return "BEGIN IMMEDIATE"
 
 
 def register_extensions(app: Flask) -> None:

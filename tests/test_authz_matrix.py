@@ -187,7 +187,6 @@ def _world(factory):
         side="left",
         row=10**9,
         amount="1.00",
-        amount_minor=100,
         scale=2,
     )
     db.session.add(exception)

@@ -6,7 +6,9 @@ tolerance), 5 % date two days later (inside the window), 5 % amount 50 %
 higher (a break), 10 % missing (the right gets an unrelated record with key
 R<i> instead, so both sides have unmatched records). One left record in a
 hundred repeats the previous key (a duplicate). The right file is written in
-a shuffled order. DuckDB generates it, so 10M rows take seconds.
+a shuffled order. DuckDB generates it, so 10M rows take seconds. Amounts are cents:
+DECIMAL / INTEGER is a DOUBLE in DuckDB, so the division is cast back to DECIMAL(18, 2)
+(without it some amounts were written with 11 to 16 decimals).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def generate(directory: Path, rows: int, seed: int) -> tuple[Path, Path]:
     con.execute(
         f"""CREATE TABLE base AS SELECT i,
               hash(i, {seed}, 1) % 100 AS cat,
-              CAST((hash(i, {seed}, 2) % 10000000) AS DECIMAL(18, 2)) / 100 + 1 AS amount,
+              CAST(CAST(hash(i, {seed}, 2) % 10000000 AS DECIMAL(18, 0)) / 100 + 1
+                   AS DECIMAL(18, 2)) AS amount,
               DATE '2024-01-01' + CAST(hash(i, {seed}, 3) % 365 AS INTEGER) AS date,
               ['USD', 'EUR', 'GBP'][1 + CAST(hash(i, {seed}, 4) % 3 AS INTEGER)] AS currency,
               'payment ' || CAST(hash(i, {seed}, 5) % 100000 AS VARCHAR) AS description,

@@ -181,7 +181,6 @@ def _exceptions(job: Job, results: Path, decisions: int) -> None:
             "row": row,
             "match_id": match_id,
             "amount": "1.00",
-            "amount_minor": 100,
             "scale": 2,
             "status": "open",
             "reason_code": None,  # every row the same keys: executemany takes the first's

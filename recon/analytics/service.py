@@ -35,6 +35,7 @@ from sqlalchemy import and_, case, func, select, tuple_
 
 from instrumentation import db_query_timer
 from recon.cache_keys import Cache, analytics_key
+from recon.db_decimal import EXACT, decimal_abs_sum, decimal_sum
 from recon.db_types import SessionLike, utcnow
 from recon.jobs.models import Job, JobStatus
 from recon.projects.models import Project
@@ -324,10 +325,10 @@ def _unreconciled(
         rows = session.execute(
             select(
                 currency,
-                ReconException.scale,
                 ReconException.side,
-                func.sum(ReconException.amount_minor),
-                func.sum(func.abs(ReconException.amount_minor)),
+                func.max(ReconException.scale),
+                decimal_sum(ReconException.amount),
+                decimal_abs_sum(ReconException.amount),
                 func.count(),
             )
             .where(
@@ -335,10 +336,10 @@ def _unreconciled(
                 ReconException.status.in_(UNEXPLAINED_STATUSES),
                 _in_pairs(pairs),
             )
-            .group_by(currency, ReconException.scale, ReconException.side)
+            .group_by(currency, ReconException.side)
         ).all()
     totals: dict[str, dict[str, Any]] = {}
-    for ccy, scale, side, minor, absolute, count in rows:
+    for ccy, side, scale, total, absolute, count in rows:
         entry = totals.setdefault(
             ccy,
             {
@@ -350,8 +351,8 @@ def _unreconciled(
             },
         )
         entry["scale"] = max(entry["scale"], int(scale))
-        entry[side] += Decimal(int(minor)).scaleb(-int(scale))
-        entry["gross"] += Decimal(int(absolute)).scaleb(-int(scale))
+        entry[side] = EXACT.add(entry[side], Decimal(str(total)))
+        entry["gross"] = EXACT.add(entry["gross"], Decimal(str(absolute)))
         entry["records"] += int(count)
     out = []
     for ccy in sorted(totals):
@@ -359,12 +360,12 @@ def _unreconciled(
         exp = Decimal(1).scaleb(-entry["scale"])
 
         def text(value: Decimal, exp: Decimal = exp) -> str:
-            return format(value.quantize(exp), "f")
+            return format(value.quantize(exp, context=EXACT), "f")
 
         out.append(
             {
                 "currency": ccy,
-                "net": text(entry["left"] - entry["right"]),
+                "net": text(EXACT.subtract(entry["left"], entry["right"])),
                 "gross": text(entry["gross"]),
                 "left": text(entry["left"]),
                 "right": text(entry["right"]),

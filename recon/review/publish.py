@@ -18,6 +18,14 @@ meets the exceptions of the previous run:
   ``matched_by_job`` (their ``job_id`` stays the job that last reported them);
 - new records: inserted ``open``.
 
+It is a bulk write (DESIGN.md section 16): DuckDB prepares each record as one
+plain tuple (the counterpart and diff already JSON text) and hands them over in
+batches of ``BATCH``, written by ``COPY`` on PostgreSQL and ``executemany`` on
+SQLite. On a pair with no exceptions yet they go straight into the table; else
+into a temporary staging table, and set-based statements update the carried-over
+exceptions and insert the new ones. One more closes the matched ones. No dict or
+ORM object per exception, no list of the whole job.
+
 Nothing here commits: the caller publishes the job row and the exceptions in
 one transaction, and writes one audit event for the job.
 """
@@ -29,25 +37,45 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, bindparam, select, text, update
 
 from instrumentation import db_query_timer
-from recon.db_types import SessionLike, utcnow
+from recon.db_types import SessionLike, UTCDateTime, utcnow
 from recon.duckdb_conn import connect
 from recon.jobs.models import Job
-from recon.review.models import OPEN_STATUSES, ExceptionKind, ExceptionStatus, ReconException
+from recon.review.models import OPEN_STATUSES, ExceptionStatus, ReconException
 
-BATCH = 1000
+BATCH = 50_000
+Batches = Iterator[list[tuple[Any, ...]]]
 CLOSED_BY_JOB = "matched_by_job"
-KINDS = {
-    "break": ExceptionKind.break_,
-    "unmatched": ExceptionKind.unmatched,
-    "suggested": ExceptionKind.suggested,
-}
+STAGE = "recon_publish_stage"
+# The staging table's columns, in the order DuckDB hands each record over.
+COLUMNS = (
+    ("side", "VARCHAR(8)"),
+    ("row", "BIGINT"),
+    ("kind", "VARCHAR(16)"),
+    ("match_id", "BIGINT"),
+    ("pass_name", "VARCHAR(100)"),
+    ("confidence", "VARCHAR(16)"),
+    ("key", "VARCHAR(255)"),
+    ("amount", "VARCHAR(64)"),
+    ("scale", "INTEGER"),
+    ("currency", "VARCHAR(8)"),
+    ("date", "DATE"),
+    ("description", "TEXT"),
+    ("counterpart", "TEXT"),
+    ("diff", "TEXT"),
+)
+# Written from the staging row on a new or carried-over exception (JSON ones cast on PostgreSQL).
+COPIED = tuple(name for name, _ in COLUMNS if name not in ("side", "row"))
+JSON_COLUMNS = ("counterpart", "diff")
+# What a new exception adds to its staging row.
+FRESH = ("project_id", "job_id", "pair_key", "status", "opened_at", "updated_at")
+OPEN = ", ".join(f"'{s.value}'" for s in OPEN_STATUSES)
 
-# One row per exception record; the counterpart list is built in DuckDB too. ``amount`` is
-# the text of a DECIMAL at the side's scale, so it always has exactly ``scale`` decimals and
-# dropping the point gives the minor units exactly (a BIGINT overflow fails the job loudly).
+# One row per exception record, ready to stage; the counterpart list is built in DuckDB
+# too. ``amount`` is the text of a DECIMAL at the side's scale, so it always has exactly
+# ``scale`` decimals. Dates are ISO text: what both databases read for a DATE.
 _QUERY = """
 WITH res AS (
     SELECT side, "row", status, pass, match_id, confidence, amount_diff, date_diff_days,
@@ -58,32 +86,38 @@ WITH res AS (
 src AS (
     SELECT 'left' AS side, CAST("row" AS BIGINT) AS "row", left(CAST("key" AS VARCHAR), 255) AS k,
            CAST(CAST(amount AS DECIMAL(38, {left_scale})) AS VARCHAR) AS amount,
+           {left_scale} AS scale,
            CAST("date" AS DATE) AS d, left(CAST(currency AS VARCHAR), 8) AS ccy,
            CAST(description AS VARCHAR) AS descr
     FROM read_parquet($left)
     UNION ALL
     SELECT 'right', CAST("row" AS BIGINT), left(CAST("key" AS VARCHAR), 255),
-           CAST(CAST(amount AS DECIMAL(38, {right_scale})) AS VARCHAR),
+           CAST(CAST(amount AS DECIMAL(38, {right_scale})) AS VARCHAR), {right_scale},
            CAST("date" AS DATE), left(CAST(currency AS VARCHAR), 8),
            CAST(description AS VARCHAR)
     FROM read_parquet($right)
 ),
 rec AS (
-    SELECT r.*, s.k, s.amount, s.d, s.ccy, s.descr
+    SELECT r.*, s.k, s.amount, s.scale, s.d, s.ccy, s.descr
     FROM res r JOIN src s ON s.side = r.side AND s."row" = r."row"
 ),
 grouped AS (
-    SELECT match_id, side, list({{'side': side, 'row': "row", 'key': k, 'amount': amount,
-                                 'date': CAST(d AS VARCHAR), 'currency': ccy}} ORDER BY "row")
+    SELECT match_id, side, to_json(list({{'side': side, 'row': "row", 'key': k, 'amount': amount,
+                                 'date': CAST(d AS VARCHAR), 'currency': ccy}} ORDER BY "row"))
                AS records
     FROM rec WHERE match_id IS NOT NULL AND status IN ('break', 'suggested')
     GROUP BY match_id, side
 )
-SELECT r.side, r."row", r.status, r.pass, r.match_id,
+SELECT r.side, r."row", r.status, CAST(r.match_id AS BIGINT), r.pass,
        CAST(CAST(r.confidence AS DECIMAL(6, 2)) AS VARCHAR),
-       CAST(r.amount_diff AS VARCHAR), r.date_diff_days, r.diff_fields,
-       r.k, r.amount, CAST(replace(r.amount, '.', '') AS BIGINT) AS minor, r.d, r.ccy,
-       r.descr, g.records
+       r.k, r.amount, r.scale, nullif(r.ccy, ''), CAST(r.d AS VARCHAR), r.descr,
+       CASE WHEN r.status <> 'unmatched' THEN g.records END,
+       CAST(json_object(
+           'amount_diff', CAST(r.amount_diff AS VARCHAR),
+           'date_diff_days', CAST(r.date_diff_days AS BIGINT),
+           'fields', list_filter(string_split(coalesce(r.diff_fields, ''), ','),
+                                 lambda f: f <> '')
+       ) AS VARCHAR)
 FROM rec r
 LEFT JOIN grouped g ON r.status IN ('break', 'suggested') AND g.match_id = r.match_id
                     AND g.side <> r.side
@@ -97,66 +131,125 @@ def pair_key(job: Job) -> str:
 
 
 def read_exception_records(
-    *, results_path: Path, left_path: Path, right_path: Path, scale_left: int, scale_right: int
-) -> list[tuple[Any, ...]]:
-    """Return the break, unmatched and suggested records with their fields, by side and row."""
+    *,
+    results_path: Path,
+    left_path: Path,
+    right_path: Path,
+    scale_left: int,
+    scale_right: int,
+    batch: int = BATCH,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the break, unmatched and suggested records as staging tuples, ``batch`` at a time."""
     query = _QUERY.format(left_scale=int(scale_left), right_scale=int(scale_right))
     con = connect()
     try:
-        return con.execute(
+        con.execute(
             query,
             {"results": str(results_path), "left": str(left_path), "right": str(right_path)},
-        ).fetchall()
+        )
+        while rows := con.fetchmany(batch):
+            yield rows
     finally:
         con.close()
 
 
-def _values(row: tuple[Any, ...], scales: dict[str, int]) -> dict[str, Any]:
-    """The job-dependent columns of one exception record."""
-    (
-        side,
-        row_no,
-        status,
-        pass_name,
-        match_id,
-        confidence,
-        amount_diff,
-        days,
-        diff_fields,
-        key,
-        amount,
-        minor,
-        day,
-        currency,
-        description,
-        counterpart,
-    ) = row
-    return {
-        "side": side,
-        "row": int(row_no),
-        "kind": KINDS[status],
-        "match_id": None if match_id is None else int(match_id),
-        "pass_name": pass_name,
-        "confidence": confidence,
-        "key": key,
-        "amount": amount,
-        "amount_minor": int(minor),
-        "scale": scales[side],
-        "currency": currency or None,
-        "date": day,
-        "description": description,
-        "counterpart": counterpart if status != "unmatched" else None,
-        "diff": {
-            "amount_diff": amount_diff,
-            "date_diff_days": None if days is None else int(days),
-            "fields": [f for f in (diff_fields or "").split(",") if f],
-        },
-    }
+def _copy(session: SessionLike, table: str, names: Sequence[str], batches: Batches) -> int:
+    """Write the batches' tuples into ``table``'s columns ``names`` (COPY on PostgreSQL,
+    executemany on SQLite) in the session's transaction; return the rows written."""
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    assert raw is not None  # noqa: S101  (a live session connection always has one)
+    columns = ", ".join(f'"{name}"' for name in names)
+    written = 0
+    if connection.dialect.name == "postgresql":
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for rows in batches:
+                for row in rows:
+                    copy.write_row(row)
+                written += len(rows)
+        return written
+    # S608: the table and column names are constants; the values are bound.
+    statement = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(names))})"  # noqa: S608
+    cursor = raw.cursor()
+    try:
+        for rows in batches:
+            cursor.executemany(statement, rows)
+            written += len(rows)
+    finally:
+        cursor.close()
+    return written
 
 
-def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _stage(session: SessionLike, batches: Batches) -> int:
+    """Load the batches into a new staging table of this transaction; return the rows."""
+    # The key makes each carried-over or new record one index probe on SQLite.
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS)
+    session.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
+    session.execute(text(f'CREATE TEMPORARY TABLE {STAGE} ({columns}, PRIMARY KEY (side, "row"))'))
+    staged = _copy(session, STAGE, [name for name, _ in COLUMNS], batches)
+    if session.connection().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {STAGE}"))  # temporary tables get no autovacuum
+    return staged
+
+
+def _insert_all(session: SessionLike, job: Job, now: datetime, batches: Batches) -> int:
+    """A pair with no exceptions yet: every record goes straight into the table."""
+    dialect = session.connection().dialect
+    stamp = ReconException.__table__.c.opened_at.type.bind_processor(dialect)
+    at = stamp(now) if stamp else now
+    extra = (job.project_id, job.id, pair_key(job), ExceptionStatus.open.value, at, at)
+    names = [name for name, _ in COLUMNS] + list(FRESH)
+    with_extra = ([row + extra for row in rows] for rows in batches)
+    return _copy(session, "exceptions", names, with_extra)
+
+
+def _merge(session: SessionLike, job: Job, now: datetime) -> tuple[int, int]:
+    """Move the staged records that are still open onto the job, insert the new ones;
+    return (updated, inserted)."""
+    postgres = session.connection().dialect.name == "postgresql"
+
+    def value(name: str) -> str:
+        return f"CAST(s.{name} AS JSON)" if postgres and name in JSON_COLUMNS else f's."{name}"'
+
+    same_record = (
+        'e.project_id = :project AND e.pair_key = :pair AND e.side = s.side AND e."row" = s."row"'
+    )
+    params = {"project": job.project_id, "pair": pair_key(job), "job": job.id, "now": now}
+    # S608 below: only constant names are formatted in; every value is a bound parameter.
+    carried = text(
+        f"""UPDATE exceptions AS e SET job_id = :job, updated_at = :now,
+                {", ".join(f'"{name}" = {value(name)}' for name in COPIED)}
+            FROM {STAGE} AS s WHERE {same_record} AND e.status IN ({OPEN})"""  # noqa: S608
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    inserted = ", ".join(f'"{name}"' for name in COPIED)
+    fresh = text(
+        f"""INSERT INTO exceptions (project_id, job_id, pair_key, status, opened_at, updated_at,
+                                    side, "row", {inserted})
+            SELECT CAST(:project AS INTEGER), CAST(:job AS INTEGER), CAST(:pair AS VARCHAR(64)),
+                   '{ExceptionStatus.open.value}', :now, :now,
+                   s.side, s."row", {", ".join(value(name) for name in COPIED)}
+            FROM {STAGE} AS s
+            WHERE NOT EXISTS (SELECT 1 FROM exceptions AS e WHERE {same_record})
+            ORDER BY s.side, s."row"
+        """  # noqa: S608
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    with db_query_timer("update", "exceptions"):
+        updated = cast("CursorResult[Any]", session.execute(carried, params)).rowcount
+    with db_query_timer("insert", "exceptions"):
+        opened = cast("CursorResult[Any]", session.execute(fresh, params)).rowcount
+    session.execute(text(f"DROP TABLE {STAGE}"))
+    return int(updated), int(opened)
+
+
+def _has_exceptions(session: SessionLike, job: Job) -> bool:
+    found = session.execute(
+        select(ReconException.id)
+        .where(
+            ReconException.project_id == job.project_id, ReconException.pair_key == pair_key(job)
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def publish_exceptions(
@@ -170,66 +263,31 @@ def publish_exceptions(
     scale_right: int,
     now: datetime | None = None,
 ) -> dict[str, int]:
-    """Add the job's exceptions to the session (no commit); return the counts
+    """Add the job's exceptions to the session's transaction (no commit); return the counts
     ``opened``, ``updated``, ``kept_resolved`` and ``closed``."""
     now = now or utcnow()
-    key = pair_key(job)
-    records = read_exception_records(
+    batches = read_exception_records(
         results_path=results_path,
         left_path=left_path,
         right_path=right_path,
         scale_left=scale_left,
         scale_right=scale_right,
     )
-    scales = {"left": int(scale_left), "right": int(scale_right)}
-    with db_query_timer("select", "exceptions"):
-        existing = {
-            (side, int(row)): (eid, status)
-            for eid, side, row, status in session.execute(
-                select(
-                    ReconException.id,
-                    ReconException.side,
-                    ReconException.row,
-                    ReconException.status,
-                ).where(ReconException.project_id == job.project_id, ReconException.pair_key == key)
-            )
-        }
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    kept = 0
-    for row in records:
-        values = _values(row, scales)
-        found = existing.get((values["side"], values["row"]))
-        if found is None:
-            inserts.append(
-                {
-                    **values,
-                    "project_id": job.project_id,
-                    "job_id": job.id,
-                    "pair_key": key,
-                    "status": ExceptionStatus.open,
-                    "opened_at": now,
-                    "updated_at": now,
-                }
-            )
-        elif ExceptionStatus(found[1]).is_open:
-            updates.append({**values, "id": found[0], "job_id": job.id, "updated_at": now})
-        else:
-            kept += 1
-    with db_query_timer("insert", "exceptions"):
-        for batch in _chunks(inserts):
-            session.execute(
-                insert(ReconException).execution_options(render_nulls=True), list(batch)
-            )
+    if not _has_exceptions(session, job):
+        with db_query_timer("insert", "exceptions"):
+            opened = staged = _insert_all(session, job, now, batches)
+        updated = 0
+    else:
+        with db_query_timer("insert", "exceptions"):
+            staged = _stage(session, batches)
+        updated, opened = _merge(session, job, now)
     with db_query_timer("update", "exceptions"):
-        for batch in _chunks(updates):
-            session.execute(update(ReconException), list(batch))
         # Whatever is still open on this pair and was not reported again is now matched.
         result = session.execute(
             update(ReconException)
             .where(
                 ReconException.project_id == job.project_id,
-                ReconException.pair_key == key,
+                ReconException.pair_key == pair_key(job),
                 ReconException.status.in_(OPEN_STATUSES),
                 ReconException.job_id != job.id,
             )
@@ -243,8 +301,8 @@ def publish_exceptions(
         )
         closed = cast("CursorResult[Any]", result).rowcount
     return {
-        "opened": len(inserts),
-        "updated": len(updates),
-        "kept_resolved": kept,
+        "opened": opened,
+        "updated": updated,
+        "kept_resolved": staged - opened - updated,
         "closed": int(closed or 0),
     }

@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from recon.fields import Id, Money, RowNumber, Text
-from recon.pagination import PageArgsSchema, page_schema
+from recon.pagination import KeysetArgsSchema, PageArgsSchema, page_schema
 from recon.review.models import (
     ApprovalStatus,
     ExceptionKind,
@@ -53,7 +53,7 @@ class ExceptionFilterSchema(ma.Schema):
     )
 
 
-class ExceptionArgsSchema(ExceptionFilterSchema, PageArgsSchema):
+class ExceptionArgsSchema(ExceptionFilterSchema, KeysetArgsSchema):
     pass
 
 
@@ -195,7 +195,7 @@ class ApprovalDecisionSchema(ma.Schema):
     note = Text(load_default=None, validate=ma.validate.Length(max=10_000))
 
 
-ExceptionPageSchema = page_schema(ExceptionSchema, "ExceptionPage")
+ExceptionPageSchema = page_schema(ExceptionSchema, "ExceptionPage", capped=True)
 CommentPageSchema = page_schema(CommentSchema, "CommentPage")
 ManualMatchPageSchema = page_schema(ManualMatchSchema, "ManualMatchPage")
 ApprovalPageSchema = page_schema(ApprovalSchema, "ApprovalPage")

@@ -13,19 +13,19 @@ project's cached analytics. Transitions (anything else is 409):
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, cast, false, func, or_, select
+from sqlalchemy import Select, String, and_, func, literal, or_, select, tuple_
 
 from instrumentation import db_query_timer
 from recon.audit.service import SYSTEM, Actor, record, snapshot
 from recon.cache_keys import Cache
+from recon.db_decimal import abs_compared_to, decimal_size
 from recon.db_types import SessionLike, utcnow
 from recon.errors import Conflict, NotFound, ValidationError
-from recon.pagination import Page, paginate
+from recon.pagination import Page, capped_count, decode_keyset, encode_keyset, not_a_cursor
 from recon.projects.models import Membership, Project, ProjectRole
 from recon.projects.settings import WRITE_OFF, allowed_reason, project_settings
 from recon.review.approvals import request_approval
@@ -45,38 +45,17 @@ AUDITED = ("status", "kind", "assignee_id", "reason_code", "note", "resolved_at"
 CLOSED_STATUSES = (ExceptionStatus.resolved, ExceptionStatus.closed)
 
 
-# Amounts are compared exactly in minor units, one condition per scale the column can hold.
-MAX_SCALE = 18
 SORTS = ("oldest", "newest", "largest", "smallest")
 
 
-BIGINT_MAX = 2**63 - 1
-
-
 def _amount_bound(bound: Decimal, at_least: bool) -> Any:
-    """Where |amount| >= bound (or <=), exactly: per scale, in that scale's minor units; a
-    bound past what a BIGINT holds at some scale is decided without asking the database."""
-    conditions = []
-    for scale in range(MAX_SCALE + 1):
-        minor = bound.scaleb(scale)
-        limit = math.ceil(minor) if at_least else math.floor(minor)
-        size = func.abs(ReconException.amount_minor)
-        if limit > BIGINT_MAX:
-            if at_least:
-                continue  # no stored amount is that large
-            conditions.append(ReconException.scale == scale)
-        else:
-            conditions.append(
-                and_(ReconException.scale == scale, size >= limit if at_least else size <= limit)
-            )
-    return or_(*conditions) if conditions else false()
+    """Where |amount| >= bound (or <=), exactly, at any scale."""
+    compared = abs_compared_to(ReconException.amount, bound)
+    return compared >= 0 if at_least else compared <= 0
 
 
 def _order(sort: str | None) -> tuple[Any, ...]:
-    # By size across scales: a float is exact enough to order by, never to compare with.
-    size = func.abs(cast(ReconException.amount_minor, Float)) / case(
-        *((ReconException.scale == s, 10.0**s) for s in range(MAX_SCALE + 1)), else_=1.0
-    )
+    size = decimal_size(ReconException.amount)
     if sort == "newest":
         return (ReconException.opened_at.desc(), ReconException.id.desc())
     if sort == "largest":
@@ -134,13 +113,78 @@ def filtered_query(
     return query.order_by(*_order(filters.get("sort")))
 
 
+def _keyset(sort: str | None) -> tuple[Any, bool]:
+    """The sort's first key (beside id) and whether the list runs descending on it."""
+    if sort in ("largest", "smallest"):
+        return decimal_size(ReconException.amount), sort == "largest"
+    return ReconException.opened_at, sort == "newest"
+
+
+def _after(sort: str | None, cursor: str) -> Any:
+    """Where an exception comes after the cursor's in the list's order."""
+    key, descending = _keyset(sort)
+    name, value, last_id = decode_keyset(cursor, size=3)
+    bound: Any
+    try:
+        if name != (sort or "oldest") or not isinstance(last_id, int) or not 0 < last_id < 2**31:
+            raise ValueError(name)
+        if sort in ("largest", "smallest"):
+            amount = format(Decimal(value), "f")
+            if len(amount) > 64 or not Decimal(value).is_finite():
+                raise ValueError(value)
+            bound = decimal_size(literal(amount, String()))
+        else:
+            opened = datetime.fromisoformat(value)
+            if opened.tzinfo is None:
+                raise ValueError(value)
+            bound = literal(opened, ReconException.opened_at.type)
+    except (ValueError, TypeError, ArithmeticError):
+        raise not_a_cursor() from None
+    if sort == "newest":  # (opened_at, id) both descending: one row-value comparison
+        return tuple_(ReconException.opened_at, ReconException.id) < tuple_(bound, last_id)
+    if sort in (None, "oldest"):
+        return tuple_(ReconException.opened_at, ReconException.id) > tuple_(bound, last_id)
+    beyond = key < bound if descending else key > bound
+    return or_(beyond, and_(key == bound, ReconException.id > last_id))
+
+
+def _cursor(sort: str | None, item: ReconException) -> str:
+    value = item.amount if sort in ("largest", "smallest") else item.opened_at.isoformat()
+    return encode_keyset([sort or "oldest", value, item.id])
+
+
 def get_exceptions(
-    *, session: SessionLike, project: Project, page: int = 1, per_page: int = 50, **filters: Any
+    *,
+    session: SessionLike,
+    project: Project,
+    page: int = 1,
+    per_page: int = 50,
+    after: str | None = None,
+    count: str | None = None,
+    **filters: Any,
 ) -> Page[ReconException]:
-    """Return a page of the project's exceptions matching the filters, oldest first."""
+    """Return a page of the project's exceptions matching the filters, oldest first: the
+    ``page``-th, or the one after the cursor ``after``; ``next`` is the next page's cursor
+    and ``total`` stops at TOTAL_CAP unless ``count`` is ``exact``."""
     query = filtered_query(project_id=project.id, filters=filters)
+    sort = filters.get("sort")
+    if after is not None and page != 1:
+        message = "Give either page or after, not both."
+        raise ValidationError(message, errors=[{"field": "after", "message": message}])
     with db_query_timer("select", "exceptions"):
-        return paginate(session, query, page=page, per_page=per_page)
+        total, exact = capped_count(session, query, exact=count == "exact")
+        paged = query.where(_after(sort, after)) if after else query.offset((page - 1) * per_page)
+        items = list(session.scalars(paged.limit(per_page + 1)))
+    more = len(items) > per_page
+    items = items[:per_page]
+    return Page(
+        items=items,
+        page=page,
+        per_page=per_page,
+        total=total,
+        next=_cursor(sort, items[-1]) if more else None,
+        total_exact=exact,
+    )
 
 
 def get_exception(*, session: SessionLike, project: Project, exception_id: int) -> ReconException:

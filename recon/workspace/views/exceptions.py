@@ -72,6 +72,7 @@ def _queue_args(query: str | None) -> tuple[dict[str, Any], str]:
     args["per_page"] = (
         min(args["per_page"], QUEUE_PAGE) if "per_page" in dict(pairs) else QUEUE_PAGE
     )
+    args["count"] = "exact"  # the queue shows "N in all" and its last page number
     return args, urlencode(pairs)
 
 
@@ -273,7 +274,7 @@ class MatchArgsSchema(ma.Schema):
 
 def _match_page(jid: int, status: int = 200, **extra: Any) -> Any:
     args = load(MatchArgsSchema(), request.values)
-    common = {"job": jid, "unresolved": True, "q": args["q"], "per_page": 200}
+    common = {"job": jid, "unresolved": True, "q": args["q"], "per_page": 200, "count": "exact"}
     sides = {
         side: get_exceptions(session=session(), project=current_project(), side=side, **common)
         for side in ("left", "right")

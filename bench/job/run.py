@@ -1,0 +1,174 @@
+"""A job through the HTTP API in embedded mode (gunicorn, SQLite, the thread runner).
+
+    .venv/bin/python bench/job/run.py --rows 100000 [--pages 50] [--per-page 50]
+
+Starts gunicorn with the shipped config on a fresh SQLite file (``tests/servers.py``),
+creates a user, uploads the two seeded files of ``bench/engine``, then runs the same job
+twice (fresh: every exception inserted; re-run: every exception carried over). For each
+it prints the wall time from POST to ``succeeded`` split into queue (``started_at -
+created_at``), engine (the summary's ``duration_seconds``) and the rest (publish and
+bookkeeping), the ratios job / engine and exceptions / s of the rest. Then the
+exceptions list: p50 / p95 of the first page, of ``--pages`` pages walked by cursor
+(``after``), of a deep ``page=`` in the middle, and filtered by kind and status.
+
+The production topology (gunicorn + Celery worker + PostgreSQL + Redis) is not scripted
+here yet: ``bench/job/publish.py`` measures the publish on PostgreSQL directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "engine")]
+
+from data import RULES, generate  # noqa: E402 - bench-local module
+
+from tests.servers import BIN, gunicorn, server_env  # noqa: E402
+
+PASSWORD = "a long bench password"  # noqa: S105 - a throwaway server's user
+
+
+class Client:
+    def __init__(self, base: str) -> None:
+        self.base, self.token = base, ""
+
+    def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        if body is not None and not isinstance(body, bytes):
+            headers.setdefault("Content-Type", "application/json")
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(  # noqa: S310 - our own server on 127.0.0.1
+            self.base + path, data=data, method=method, headers=headers
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def upload(self, pid: int, path: Path) -> int:
+        boundary = "benchboundary7f3a"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n'
+                f"{path.stem}\r\n"
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{path.name}"\r\nContent-Type: text/csv\r\n\r\n'
+            ).encode()
+            + path.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f"multipart/form-data; boundary={boundary}"
+        return int(
+            self.call(
+                "POST", f"/api/projects/{pid}/sources", body, **{"Content-Type": content_type}
+            )["id"]
+        )
+
+
+def seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def run_job(client: Client, pid: int, left: int, right: int) -> dict[str, Any]:
+    body = {"left_source_id": left, "right_source_id": right, "rules": RULES}
+    started = time.perf_counter()
+    job = client.call("POST", f"/api/projects/{pid}/jobs", body)
+    while job["status"] in ("queued", "running"):
+        time.sleep(0.05)
+        job = client.call("GET", f"/api/projects/{pid}/jobs/{job['id']}")
+    wall = time.perf_counter() - started
+    assert job["status"] == "succeeded", job
+    queue = seconds_between(job["created_at"], job["started_at"])
+    engine = float(job["summary"]["duration_seconds"])
+    return {"wall": wall, "queue": queue, "engine": engine, "rest": wall - queue - engine}
+
+
+def timings(client: Client, paths: list[str]) -> str:
+    times = []
+    for path in paths:
+        started = time.perf_counter()
+        client.call("GET", path)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    return f"p50 {statistics.median(times):6.1f} ms  p95 {p95:6.1f} ms  ({len(times)} reads)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--pages", type=int, default=50)
+    parser.add_argument("--per-page", type=int, default=50)
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        left_csv, right_csv = generate(tmp, args.rows, 7)
+        with gunicorn(tmp, RECON_JOB_RUNNER="thread") as base:
+            env = server_env(tmp, 0)
+            subprocess.run(
+                [
+                    str(BIN / "flask"),
+                    "--app",
+                    "wsgi",
+                    "create-user",
+                    "bench",
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                cwd=ROOT,
+                env=env,
+                input=PASSWORD,
+                text=True,
+                check=True,
+                capture_output=True,
+            )
+            client = Client(base)
+            login = {"username": "bench", "password": PASSWORD}
+            client.token = client.call("POST", "/api/auth/login", login)["access_token"]
+            pid = int(client.call("POST", "/api/projects", {"name": "bench"})["id"])
+            left, right = client.upload(pid, left_csv), client.upload(pid, right_csv)
+            for label in ("fresh", "re-run"):
+                job = run_job(client, pid, left, right)
+                total = client.call(
+                    "GET", f"/api/projects/{pid}/exceptions?per_page=1&count=exact"
+                )["total"]
+                print(
+                    f"{label:7s} {args.rows} rows a side, {total} exceptions:"
+                    f" job {job['wall']:.2f} s"
+                    f" = queue {job['queue']:.2f} + engine {job['engine']:.2f}"
+                    f" + publish and the rest {job['rest']:.2f};"
+                    f" job / engine {job['wall'] / job['engine']:.2f},"
+                    f" {total / job['rest']:.0f} exceptions/s after the engine"
+                )
+            url = f"/api/projects/{pid}/exceptions?per_page={args.per_page}"
+            print(f"exceptions page 1          {timings(client, [url] * 20)}")
+            walked, after = [], None
+            for _ in range(args.pages):
+                page = client.call("GET", url + (f"&after={after}" if after else ""))
+                after = page["next"]
+                if after is None:
+                    break
+                walked.append(url + f"&after={after}")
+            print(f"exceptions by cursor       {timings(client, walked)}")
+            middle = max(1, total // args.per_page // 2)
+            print(f"exceptions page={middle:<11d}{timings(client, [url + f'&page={middle}'] * 10)}")
+            kinds = [url + f"&kind={k}&status=open" for k in ("break", "unmatched")] * 10
+            print(f"exceptions kind+status     {timings(client, kinds)}")
+
+
+if __name__ == "__main__":
+    main()
