@@ -35,15 +35,9 @@ CELLS = [
     "-$12",
     "EUR 12.00",
     "12 usd",
-    "1e5",
-    "1E5",
-    "1_000",
-    "0x10",
     "\t12.5\n",
     "12.5\u00a0",
     "99999999999999999999999999999999999999",
-    "",
-    " ",
 ]
 
 
@@ -67,9 +61,7 @@ def _general(scale: int) -> str:
 def test_a_valid_amount_reads_the_same_through_the_direct_cast(
     con: duckdb.DuckDBPyConnection, cell: str
 ) -> None:
-    valid = _value(con, GRAMMAR.valid("c"), cell)
-    if not valid:
-        pytest.skip("not an amount: the file is refused before any value is read")
+    assert _value(con, GRAMMAR.valid("c"), cell)
     for scale in (2, 4):
         assert _value(con, GRAMMAR.value("c", scale), cell) == _value(con, _general(scale), cell)
 
@@ -77,8 +69,9 @@ def test_a_valid_amount_reads_the_same_through_the_direct_cast(
 def test_the_cells_the_direct_cast_would_misread_are_not_amounts(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    # An exponent or '_' would read differently through the cast: the grammar refuses them.
-    for cell in ("1e5", "1E5", "1_000", "0x10", "1.5e2"):
+    # An exponent or '_' would read differently through the cast: the grammar refuses them
+    # (and blank cells), so the file is refused before any value is read.
+    for cell in ("1e5", "1E5", "1_000", "0x10", "1.5e2", "", " "):
         assert not _value(con, GRAMMAR.valid("c"), cell), cell
 
 
