@@ -72,3 +72,32 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def generate_clean(path: Path, rows: int, seed: int) -> int:
+    """A clean CSV (plain amounts, ISO dates): what DuckDB can read typed. Returns the cents.
+
+    Columns reference (REF<row>), amount (-50,000.00 .. 50,000.00, '.' decimal,
+    no separators), date (YYYY-MM-DD), currency, description.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        f"""CREATE TABLE t AS SELECT i,
+              CAST(hash(i, {seed}, 1) % 10000000 AS BIGINT) - 5000000 AS cents,
+              DATE '2024-01-01' + CAST(hash(i, {seed}, 2) % 365 AS INTEGER) AS d,
+              ['EUR', 'USD', 'GBP', 'CHF'][1 + CAST(hash(i, {seed}, 3) % 4 AS INTEGER)] AS ccy,
+              'payment ' || CAST(hash(i, {seed}, 4) % 100000 AS VARCHAR) AS descr
+            FROM range(1, {rows + 1}) r(i)"""  # noqa: S608
+    )
+    con.execute(
+        f"""COPY (SELECT 'REF' || lpad(CAST(i AS VARCHAR), 9, '0') AS reference,
+                  CAST(cents AS DECIMAL(18, 0)) * 0.01 AS amount,
+                  strftime(d, '%Y-%m-%d') AS date, ccy AS currency, descr AS description
+                  FROM t ORDER BY i)
+            TO '{path}' (HEADER, DELIMITER ',')"""  # noqa: S608
+    )
+    (total,) = con.execute("SELECT sum(cents) FROM t").fetchone() or (0,)
+    con.close()
+    return int(total)

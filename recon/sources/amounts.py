@@ -102,7 +102,14 @@ class AmountGrammar:
         if self.decimal != ".":
             digits = f"replace({digits}, {sql_string(self.decimal)}, '.')"
         sign = f"(CASE WHEN contains({c}, '-') OR contains({c}, '(') THEN '-' ELSE '' END)"
-        return f"TRY_CAST({sign} || {digits} AS DECIMAL({MAX_PRECISION}, {scale}))"
+        general = f"TRY_CAST({sign} || {digits} AS DECIMAL({MAX_PRECISION}, {scale}))"
+        if self.decimal != ".":
+            return general
+        # The common cell (-1234.56) casts as it is, five times faster than cleaning it first.
+        # DuckDB's cast takes only a sign, digits, one '.', an exponent, '_' and spaces, and a
+        # valid cell that it takes has no exponent (an 'e' is only ever part of a currency
+        # code, which the cast refuses), so its value is the same as the general path's.
+        return f"coalesce(TRY_CAST({c} AS DECIMAL({MAX_PRECISION}, {scale})), {general})"
 
     def integer_digits(self, c: str) -> str:
         """SQL: how many digits a valid cell has before the decimal mark (for messages)."""
@@ -126,6 +133,19 @@ class AmountGrammar:
 def blank(column_sql: str) -> str:
     """SQL: the cell is empty or only spaces."""
     return f"(coalesce(trim({column_sql}), '') = '')"
+
+
+def trimmed(column_sql: str) -> str:
+    """SQL: ``trim(cell)``, but only the cells that may have something to strip are trimmed.
+
+    trim() copies every cell it sees and is the costliest part of converting a
+    key or a description column. It strips the Unicode space separators, and
+    the only ASCII one is ' ', so an ASCII cell (as many bytes as characters)
+    that neither starts nor ends with ' ' passes through as it is.
+    """
+    c = column_sql
+    edges = f"starts_with({c}, ' ') OR ends_with({c}, ' ') OR strlen({c}) <> length({c})"
+    return f"(CASE WHEN {edges} THEN trim({c}) ELSE {c} END)"
 
 
 def choose_scale(max_fraction_digits: int | None) -> int:

@@ -26,6 +26,7 @@ from recon.sources.amounts import (
     choose_scale,
     ident,
     sql_string,
+    trimmed,
 )
 from recon.sources.currencies import SYMBOL_CURRENCIES, iso_codes
 from recon.sources.export_options import CREDIT_VALUES, DEBIT_VALUES
@@ -207,7 +208,7 @@ class Canonical(Problems):
         index = self.fields.get("currency")
         if index is None:
             return None
-        value = f"trim({col(index)})"
+        value = trimmed(col(index))
         symbols = " ".join(
             f"WHEN {value} = {sql_string(s)} THEN {sql_string(c)}"
             for s, c in CURRENCY_SYMBOLS.items()
@@ -281,7 +282,7 @@ class Canonical(Problems):
             cell = f"trim({col(f['key_source'])})"
             return f"coalesce(regexp_extract({cell}, {sql_string(o.key_pattern)}, 1), '')"
         if "key" in f:
-            return f"coalesce(trim({col(f['key'])}), '')"
+            return f"coalesce({trimmed(col(f['key']))}, '')"
         return "''"
 
     def _named_fields_sql(self) -> str:
@@ -304,7 +305,7 @@ class Canonical(Problems):
     def select_sql(self) -> str:
         f = self.fields
         description = (
-            f"nullif(trim({col(f['description'])}), '')"
+            f"nullif({trimmed(col(f['description']))}, '')"
             if "description" in f
             else "CAST(NULL AS VARCHAR)"
         )

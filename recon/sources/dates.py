@@ -138,7 +138,11 @@ def date_sql(cell_sql: str, fmt: str) -> str:
     # strptime skips surrounding spaces itself; trimming every cell first costs a pass.
     value_sql = f"trim({cell_sql})"
     if fmt == ISO:
-        return iso_sql(value_sql)
+        # A bare YYYY-MM-DD (the common cell) is its own date part: cast it directly.
+        return (
+            f"(CASE WHEN regexp_full_match({cell_sql}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') "
+            f"THEN TRY_CAST({cell_sql} AS DATE) ELSE {iso_sql(value_sql)} END)"
+        )
     if fmt == EXCEL_SERIAL:
         parsed = (
             f"(CASE WHEN regexp_full_match({value_sql}, '\\d{{1,6}}(?:\\.\\d+)?') "

@@ -330,9 +330,17 @@ def sample_records(text: str, delimiter: str, truncated: bool) -> list[list[str]
 
 def sniff_delimiter(text: str, truncated: bool) -> str:
     """Return the delimiter whose commonest row width covers the most fields (ties: , ; tab |)."""
-    best, best_score = ",", (0, 0)
+    return _sniff(text, truncated)[0]
+
+
+def _sniff(text: str, truncated: bool) -> tuple[str, list[list[str]] | None]:
+    """sniff_delimiter's choice and the sample's records under it (None when not read)."""
+    best, best_score, best_records = ",", (0, 0), None
     for delimiter in DELIMITERS:
-        widths = Counter(len(r) for r in sample_records(text, delimiter, truncated) if any(r))
+        if delimiter not in text:
+            continue  # every record would be one field wide, which never wins
+        records = sample_records(text, delimiter, truncated)
+        widths = Counter(len(r) for r in records if any(r))
         if not widths:
             continue
         width, count = max(widths.items(), key=lambda item: (item[1], item[0]))
@@ -340,8 +348,8 @@ def sniff_delimiter(text: str, truncated: bool) -> str:
         # a decimal comma must not outvote the table itself.
         score = (count * width, count) if width > 1 else (0, 0)
         if score > best_score:
-            best, best_score = delimiter, score
-    return best
+            best, best_score, best_records = delimiter, score, records
+    return best, best_records
 
 
 def _filled_width(record: list[str]) -> int:
@@ -370,8 +378,10 @@ def csv_layout(
     text: str, truncated: bool, *, delimiter: str | None, skip_rows: int | None
 ) -> Layout:
     """Return the delimiter, preamble length, header and width of a CSV sample."""
-    chosen = delimiter or sniff_delimiter(text, truncated)
-    records = sample_records(text, chosen, truncated)
+    # The sniffer's records under its choice are the ones read here: the sample is read once.
+    chosen, records = (delimiter, None) if delimiter else _sniff(text, truncated)
+    if records is None:
+        records = sample_records(text, chosen, truncated)
     index = locate_header(records, skip_rows)
     if index >= len(records):
         raise UploadRejected(

@@ -207,3 +207,21 @@ def test_help_explains_every_argument_and_its_example_runs(
     out = tmp_path / "out"
     assert main([*command[1:-3], "--out", str(out), "--csv"]) == 0
     assert (out / "results.parquet").is_file() and (out / "matched.csv").is_file()
+
+
+def test_two_bad_csv_files_parsed_together_report_the_left_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Both sides are parsed at once; the left file's problem is the one reported, as in turn.
+    left = tmp_path / "left.csv"
+    left.write_text("reference,amount,date\nA,not-a-number,2024-01-01\n")
+    right = tmp_path / "right.csv"
+    right.write_text("reference,amount,date\nB,12.00,someday\n")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(RULES))
+    out = tmp_path / "out"
+    code = main(["reconcile", str(left), str(right), "--rules", str(rules), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "not-a-number" in err and "someday" not in err
+    assert not (out / "results.parquet").exists()
