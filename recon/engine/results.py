@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -367,8 +367,12 @@ def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+# A sum is a DECIMAL(38, s) from DuckDB: up to 38 digits, past the default context's 28.
+_SUMS = Context(prec=80)
+
+
 def _money(value: Decimal, scale: int) -> str:
-    return format(value.quantize(Decimal(1).scaleb(-scale)), "f")
+    return format(value.quantize(Decimal(1).scaleb(-scale), context=_SUMS), "f")
 
 
 def _side_summary(

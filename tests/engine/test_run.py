@@ -133,3 +133,16 @@ def test_a_job_larger_than_its_memory_limit_spills_instead_of_failing(tmp_path: 
         threads=1,
     )
     assert summary["left"]["by_status"]["matched"]["rows"] == rows
+
+
+def test_totals_past_28_digits_are_summed_exactly(tmp_path: Path) -> None:
+    # 22 integer digits and 16 decimals: the per-currency totals need 38 digits, more
+    # than Python's default decimal context keeps (it raised InvalidOperation).
+    big = "1234567890123456789012.1234567890123456"
+    records = [{"key": f"K{i}", "amount": big} for i in range(3)]
+    left = write_source(tmp_path / "l.parquet", records, scale=16)
+    right = write_source(tmp_path / "r.parquet", records[:2], scale=16)
+    summary = run_reconciliation(left, right, one_pass(), tmp_path / "o.parquet")
+    left_side = summary["left"]["by_status"]
+    assert left_side["matched"]["amount"] == {"": "2469135780246913578024.2469135780246912"}
+    assert left_side["unmatched"]["amount"] == {"": big}
