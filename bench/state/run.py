@@ -36,7 +36,10 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "engine"))
 
-from data import RULES, generate  # noqa: E402 - bench-local module
+from data import RECIPES, generate  # noqa: E402 - bench-local module
+
+# The two-pass recipe (exact and tolerant on key, breaks): the figures in the README.
+RULES = RECIPES["two_pass"]["rules"]
 
 from recon import create_app  # noqa: E402
 from recon.engine import run_reconciliation  # noqa: E402
@@ -75,7 +78,7 @@ def build(tmp: Path, rows: int, decisions: int) -> tuple[Any, int]:
     with app.app_context():
         upgrade()
         storage = app.extensions["recon_storage"]
-        left_csv, right_csv = generate(tmp, rows, 7)
+        left_csv, right_csv = generate(tmp, rows, 7, "two_pass")
         project = Project(name="bench", description="")
         db.session.add(project)
         db.session.flush()
