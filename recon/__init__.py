@@ -174,9 +174,11 @@ def register_blueprints(app: Flask) -> None:
 
     workspace.init_app(app)
     from recon.jobs import tasks
+    from recon.review.publish import publish_exceptions
 
     ratelimit.init_app(app)
     tasks.init_app(app)
+    tasks.register_publish(app, publish_exceptions)
 
 
 def register_request_hooks(app: Flask) -> None:

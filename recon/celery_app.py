@@ -1,6 +1,9 @@
 """The Celery app, built with the Flask app (Flask's ``celery_init_app`` pattern).
 
 Only ids travel in messages (JSON); tasks run inside the Flask app context.
+The tasks are ``shared_task``s: they bind to this app, the default one, from the
+module that defines them (recon.jobs.tasks calls ``celery_init_app``; this module
+imports no task module, so the two never import each other).
 Worker: ``flask --app wsgi worker`` or ``celery -A recon.celery_worker worker``.
 """
 
@@ -73,8 +76,6 @@ def celery_init_app(app: Flask) -> Celery:
         reaper = app.extensions.get("recon_reaper")
         if reaper is not None:
             reaper.start()
-
-    import recon.jobs.tasks  # noqa: F401  (registers the tasks on this app)
 
     # Task spans, and each worker process's own metrics on RECON_WORKER_METRICS_PORT.
     instrumentation.instrument_celery(celery, app)

@@ -89,8 +89,10 @@ def _fault(raw: str) -> str:
     return raw.strip()
 
 
-# What one candidate pair costs the engine, measured on the pair passes (see the README's
-# limits): the default candidate limit keeps a pass's candidates within its memory limit.
+# What one candidate pair is taken to cost the engine: two row ids, two amounts, a date
+# difference and a score, about 8 bytes each, rounded up. An estimate, not a measurement
+# (README, limits): the default candidate limit keeps a pass's candidates within the
+# engine's memory limit instead of letting one rule spill gigabytes for minutes.
 BYTES_PER_CANDIDATE = 64
 _SIZE_UNITS = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
 _SIZE_UNITS.update({"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4})

@@ -273,15 +273,17 @@ def _pipeline(
     record_queue_wait(attempt=state.number, queued_at=job.created_at, claimed_at=job.started_at)
     state.dir = storage.job_attempt_dir(job.project_id, job.id, state.number)
     storage.path(state.dir).mkdir(parents=True, exist_ok=True)
-    session.commit()  # no transaction stays open (SQLite: no lock held) while the engine runs
+    session.commit()
     watch = JobWatch(
         session=session,
-        job_id=job.id,
+        job_id=state.job_id,
         attempt=state.number,
         heartbeat=state.engine.heartbeat_seconds,
     )
     with watch:
         if state.engine.pause_after_claim:
+            # No transaction may stay open here (on SQLite every one holds the write lock).
+            session.commit()
             time.sleep(state.engine.pause_after_claim)
         state.step = Step.engine
         summary = _run_engine(session, storage, state, watch)

@@ -224,7 +224,8 @@ def get_jobs(
 
 
 def cancel_job(*, session: SessionLike, job: Job, actor: Actor = SYSTEM) -> Job:
-    """Return the job cancelled (queued) or asked to stop (running, it stops between passes)."""
+    """Return the job cancelled (queued) or asked to stop (running: its watch thread sees the
+    request within a second and interrupts the DuckDB statement, recon.jobs.watch)."""
     if job.status.finished:
         raise Conflict(f"Job {job.id} has already {job.status.value}.", code="job_finished")
     before = {"status": job.status.value}

@@ -22,17 +22,23 @@ from recon.jobs.runner import (
     EngineSettings,
     Hooks,
     Outcome,
+    PublishExceptions,
     TransientJobError,
     execute_job,
     fail_job,
     failure_sentence,
 )
 from recon.jobs.service import QueueUnavailable
-from recon.review.publish import publish_exceptions
 
 log = logging.getLogger("recon.jobs")
 
 TASK_NAME = "recon.run_job"
+PUBLISH_KEY = "recon_job_publish"
+
+
+def register_publish(app: Flask, publish: PublishExceptions) -> None:
+    """Let the domain that owns exceptions write them when a job succeeds (the review's)."""
+    app.extensions[PUBLISH_KEY] = publish
 
 
 def _invalidate(job: Job) -> None:
@@ -72,7 +78,7 @@ def run_job_now(job_id: int) -> Outcome | None:
             storage=current_app.extensions["recon_storage"],
             job_id=job_id,
             engine=engine_settings(current_app.config),
-            hooks=Hooks(publish=publish_exceptions, published=_invalidate),
+            hooks=Hooks(publish=current_app.extensions[PUBLISH_KEY], published=_invalidate),
         )
 
 

@@ -107,7 +107,8 @@ class JobById(MethodView):
 @blp.route("/jobs/<int:jid>/cancel", methods=["POST"])
 @blp.response(200, JobSchema)
 def cancel(pid: int, jid: int) -> Any:
-    """Cancel a queued job, or stop a running one at its next pass."""
+    """Cancel a queued job, or stop a running one within seconds (its DuckDB statement is
+    interrupted; the attempt's files are removed)."""
     job = cancel_job(session=db.session, job=_job(jid), actor=current_actor())
     _cache().delete(job_key(jid))
     return job
