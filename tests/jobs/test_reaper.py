@@ -19,6 +19,7 @@ from recon.jobs.service import create_job
 from recon.jobs.watch import LIVE
 from recon.projects.models import Project
 from tests.jobs.conftest import World
+from tests.jobs.pipeline import wait_for
 from tests.jobs.test_jobs_api import RULES
 
 STALE = 60
@@ -192,3 +193,25 @@ def test_an_unset_heartbeat_counts_from_the_claim(world_at, tmp_path: Path) -> N
         db.session.commit()
         db.session.remove()
     assert reaper_of(world).run_once().failed == [jid]
+
+
+def test_a_running_job_beats_while_it_makes_no_progress(world_at) -> None:
+    # Paused after its claim the job reports no progress: only the watch thread beats.
+    world = world_at(RECON_JOB_PAUSE_AFTER_CLAIM=4, RECON_JOB_STALE_SECONDS=4)
+    jid = world.post_job()
+
+    def beat() -> object:
+        with world.app.app_context():
+            job = db.session.get(Job, jid)
+            seen = (job.status, job.heartbeat_at, job.progress)
+            db.session.remove()
+        return seen
+
+    status, first, progress = wait_for(
+        lambda: (s := beat())[0] == JobStatus.running and s, 30, "the job to start"
+    )
+    time.sleep(2.5)
+    status, later, progress_later = beat()
+    assert status == JobStatus.running and progress_later == progress
+    assert later > first, "no heartbeat while the job ran"
+    assert world.finished(jid)["status"] == "succeeded"
