@@ -75,7 +75,8 @@ def _queue_args(query: str | None) -> tuple[dict[str, Any], str]:
     return args, urlencode(pairs)
 
 
-def _names() -> dict[int, str]:
+def member_names() -> dict[int, str]:
+    """The project's members by id: their usernames."""
     return {
         m.user_id: m.user.username
         for m in get_members(session=session(), project=current_project())
@@ -139,7 +140,9 @@ def _workbench(
         back=back,
         query={k: v for k, v in parse_qsl(back, keep_blank_values=True) if k != "page"},
         index=index,
-        names=_names(),
+        # The export is a job's: the job filtered on, else the job of the first item.
+        export_job=args["job"] or (items[0].job_id if items else None),
+        names=member_names(),
         me=current_user(),
         reasons=project_settings(current_project()).reason_codes,
         sorts=SORTS,
@@ -168,7 +171,7 @@ def detail(pid: int, eid: int) -> Any:
         "workspace/_exception.html",
         back=back,
         index=int(index) if index.isdigit() else 0,
-        names=_names(),
+        names=member_names(),
         me=current_user(),
         reasons=project_settings(current_project()).reason_codes,
         **_detail(found),
@@ -243,7 +246,7 @@ def comment(pid: int, eid: int) -> Any:
         "workspace/_exception.html",
         back=request.form.get("back", ""),
         index=int(index) if index.isdigit() else 0,
-        names=_names(),
+        names=member_names(),
         me=current_user(),
         reasons=project_settings(current_project()).reason_codes,
         **_detail(found),

@@ -1,5 +1,5 @@
 """A job (live progress, cancel, summary), its results (filters, counterparts side by side,
-paging) and their CSV export."""
+paging) and their exports (CSV, XLSX)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,17 @@ def results(pid: int, jid: int) -> Any:
         args=args,
         passes=passes,
         query={k: v for k, v in request.args.items() if k != "page" and v},
+        export_query=_export_query(),
     )
+
+
+def _export_query() -> dict[str, str]:
+    """The results page's filters as the export's arguments (its ``view`` is the export's
+    ``state``: the export's own ``view`` says records, pairs or exceptions)."""
+    query = {k: v for k, v in request.args.items() if k not in ("page", "after", "view") and v}
+    if request.args.get("view"):
+        query["state"] = request.args["view"]
+    return query
 
 
 @bp.route("/projects/<id:pid>/jobs/<id:jid>/matches/<id:mid>", endpoint="match")
@@ -121,9 +131,11 @@ def match(pid: int, jid: int, mid: int) -> Any:
     return page(STANDALONE, "workspace/_match.html", job=job, sides=sides, differ=differ, mid=mid)
 
 
-@bp.route("/projects/<id:pid>/jobs/<id:jid>/export.csv", endpoint="export")
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/export.csv", endpoint="export")  # the old link
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/export", endpoint="export")
 def export(pid: int, jid: int) -> Response:
-    """The results as CSV, with the filters of the page that links here."""
+    """Records, pairs or exceptions as CSV or XLSX, with the filters of the page that links
+    here (the API's export, the same service)."""
     args = load(ExportArgsSchema(), request.args)
     exported = export_job(
         session=session(),
