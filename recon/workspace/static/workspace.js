@@ -31,7 +31,7 @@
   function press(key) {
     var target = document.querySelector('#detail [data-key="' + key + '"]');
     if (!target) return false;
-    if (target.tagName === "BUTTON") target.click();
+    if (target.tagName === "BUTTON" || target.tagName === "A") target.click();
     else target.focus();
     return true;
   }
@@ -54,7 +54,7 @@
       case "?": done = help(); break;
       case "j": case "ArrowDown": done = move(1); break;
       case "k": case "ArrowUp": done = move(-1); break;
-      case "a": case "x": case "m": case "r": case "c": done = press(event.key); break;
+      case "a": case "x": case "m": case "r": case "c": case "h": done = press(event.key); break;
       case " ": {
         var box = document.querySelector("#workbench tr.selected input[type=checkbox]");
         if (box) { box.checked = !box.checked; done = true; }

@@ -6,6 +6,7 @@ from recon.workspace.views import (  # noqa: F401  (importing registers the rout
     exceptions,
     insight,
     jobs,
+    manual,
     projects,
     rules,
     sources,

@@ -1,0 +1,74 @@
+"""Match by hand from the queue: a break's two records arrive ticked, with their difference,
+wherever they are in the lists; the match needs its write-off reason."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from recon.extensions import db
+from recon.review.models import ReconException
+from tests.review.helpers import build_world
+from tests.workspace.helpers import signed_in
+
+
+@pytest.fixture
+def world(app, factory, as_user):
+    return build_world(app, factory, as_user)
+
+
+@pytest.fixture
+def page(world, factory):
+    return signed_in(world.app, factory, world.editor.user)
+
+
+def ticked(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'name="(left|right)_rows" value="(\d+)" checked', html)
+
+
+def test_a_break_opens_the_manual_match_with_both_records_ticked(world, page):
+    # Left 2 (250.00) against right 2 (245.00): the break of the world.
+    eid = world.eid("left", 2)
+    detail = page.get(f"/projects/{world.pid}/exceptions/{eid}").get_data(as_text=True)
+    link = re.search(r'href="([^"]+)" data-key="h"', detail).group(1).replace("&amp;", "&")
+    assert f"pick={eid}" in link and f"pick={world.eid('right', 2)}" in link
+    # A search that finds neither keeps them, ticked, at the top of their lists.
+    html = page.get(link + "&q=Globex").get_data(as_text=True)
+    assert ticked(html) == [("left", "2"), ("right", "2")]
+    assert 'data-difference="5.00"' in html and "needs a write-off reason" in html
+    assert 'value="Globex"' in html and html.count(f'name="pick" value="{eid}"') == 2
+    refused = page.post(
+        f"/projects/{world.pid}/jobs/{world.job.id}/match",
+        data={"left_rows": ["2"], "right_rows": ["2"], "pick": [str(eid)]},
+    ).get_data(as_text=True)
+    assert "do not balance" in refused and ticked(refused) == [("left", "2"), ("right", "2")]
+    made = page.post(
+        f"/projects/{world.pid}/jobs/{world.job.id}/match",
+        data={"left_rows": ["2"], "right_rows": ["2"], "write_off_reason": "bank_fee"},
+    ).get_data(as_text=True)
+    assert "writing off 5.00 (bank_fee)" in made and ticked(made) == []
+    assert db.session.get(ReconException, eid).status.value == "resolved"
+
+
+def test_bad_picks_are_refused_and_other_projects_records_never_show(world, page, factory):
+    base = f"/projects/{world.pid}/jobs/{world.job.id}/match"
+    assert page.get(f"{base}?pick=abc").status_code == 422
+    assert page.get(f"{base}?pick=" + "&pick=".join(["1"] * 101)).status_code == 422
+    other = factory.project(members={world.editor.user: "owner"})
+    foreign = ReconException(
+        project_id=other.id,
+        job_id=world.job.id,
+        pair_key="x",
+        kind="unmatched",
+        side="left",
+        row=99,
+        amount="1.00",
+        amount_minor=100,
+        scale=2,
+        status="open",
+    )
+    db.session.add(foreign)
+    db.session.flush()
+    html = page.get(f"{base}?pick={foreign.id}").get_data(as_text=True)
+    assert 'value="99"' not in html and ticked(html) == []
