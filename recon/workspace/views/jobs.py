@@ -97,7 +97,7 @@ def results(pid: int, jid: int) -> Any:
         found=found,
         args=args,
         passes=passes,
-        query={k: v for k, v in request.args.items() if k != "page" and v},
+        query={k: v for k, v in request.args.items() if k not in ("page", "after") and v},
         export_query=_export_query(),
     )
 
