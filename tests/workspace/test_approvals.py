@@ -35,7 +35,8 @@ def test_the_checker_sees_the_write_off_waiting_and_approves_it(world, factory):
     html = owner.get(f"/projects/{world.pid}/approvals").get_data(as_text=True)
     assert "1 waiting for you." in html
     assert f'data-approval="{approval.id}"' in html and "30.00 EUR" in html
-    assert "rounding" in html and "Approve</button>" in html
+    assert "<td data-reason>rounding</td>" in html and "Approve</button>" in html
+    assert "matched_manually" not in html
     done = owner.post(
         f"/projects/{world.pid}/approvals/{approval.id}/approve", data={"note": "checked"}
     ).get_data(as_text=True)

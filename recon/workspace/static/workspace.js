@@ -85,6 +85,24 @@
     if (event.target.closest("[data-shortcuts]")) help();
   });
 
+  // A table wider than the screen scrolls sideways: it takes the focus, so the keyboard
+  // can scroll it too (arrow keys), and says so to a screen reader.
+  function scrollables() {
+    document.querySelectorAll("table.list").forEach(function (table) {
+      var scrolls = table.scrollWidth > table.clientWidth + 1;
+      if (scrolls && !table.hasAttribute("data-scrolls")) {
+        table.setAttribute("data-scrolls", "");
+        table.setAttribute("tabindex", "0");
+      } else if (!scrolls && table.hasAttribute("data-scrolls")) {
+        table.removeAttribute("data-scrolls");
+        table.removeAttribute("tabindex");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", scrollables);
+  document.addEventListener("htmx:afterSettle", scrollables);
+  window.addEventListener("resize", scrollables);
+
   function zone(event) {
     return event.target.closest ? event.target.closest("[data-dropzone]") : null;
   }
