@@ -8,14 +8,17 @@ from typing import Any
 
 from flask import Response, make_response, request, stream_with_context
 
-from recon.auth.guard import current_actor, current_project
+from recon.auth.guard import current_actor, current_project, project_role
 from recon.cache_keys import job_key
+from recon.errors import Conflict
 from recon.jobs.models import Job
 from recon.jobs.results import Filters, differing_fields
 from recon.jobs.schemas import ExportArgsSchema, ResultArgsSchema, result_filters
 from recon.jobs.service import cancel_job, get_job
+from recon.projects.models import ProjectRole
 from recon.review.export import export_job
-from recon.review.state import get_current_results
+from recon.review.signoff import sign_off
+from recon.review.state import get_current_results, job_state
 from recon.sources.models import Source
 from recon.sources.service import get_source
 from recon.workspace.blueprint import bp
@@ -40,11 +43,36 @@ def _sources(job: Job) -> tuple[Source, Source]:
 
 @bp.route("/projects/<id:pid>/jobs/<id:jid>", endpoint="job")
 def job_page(pid: int, jid: int) -> Any:
-    """A job: progress while it runs; when done, records and amounts per status and side,
-    match rate per pass, duplicate keys."""
+    """A job: progress while it runs; when done, where the work stands (people's decisions
+    applied), records and amounts per status and side, match rate per pass, duplicate keys."""
+    return _job_page(jid)
+
+
+def _job_page(jid: int, status: int = 200, **extra: Any) -> Any:
     job = _job(jid)
     left, right = _sources(job)
-    return page("workspace/job.html", job=job, left=left, right=right)
+    state = job_state(session=session(), storage=storage(), job=job, cache=cache())
+    return page(
+        "workspace/job.html", status=status, job=job, left=left, right=right, state=state, **extra
+    )
+
+
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/sign-off", methods=["POST"], endpoint="job_sign_off")
+@project_role(ProjectRole.owner)
+def signoff(pid: int, jid: int) -> Any:
+    """Sign off a complete job (owners); the page names what is left when it is not."""
+    try:
+        sign_off(
+            session=session(),
+            storage=storage(),
+            job=_job(jid),
+            actor=current_actor(),
+            cache=cache(),
+        )
+    except Conflict as error:
+        return _job_page(jid, status=error.status, error=error)
+    cache().delete(job_key(jid))  # the API serves finished jobs from the cache
+    return _job_page(jid, signed=True)
 
 
 @bp.route("/projects/<id:pid>/jobs/<id:jid>/progress", endpoint="job_progress")
