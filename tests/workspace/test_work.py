@@ -80,6 +80,11 @@ def test_every_page_is_clean_for_axe_core(browser, server, width, height, device
             if device == "phone":  # only tables scroll sideways: the page fits the screen
                 assert page.evaluate("document.documentElement.scrollWidth") <= width, name
             b.shot(f"page-{name}-{device}")
+        if device == "desktop":  # the README's two pictures, one screen each
+            page.goto(b.url(pages(server)["job"]))
+            b.shot("readme-job", full_page=False)
+            page.goto(b.url(f"/projects/{server.demo_project}/exceptions?kind=break&sort=largest"))
+            b.shot("readme-exceptions", full_page=False)
         page.goto(b.url(pages(server)["exceptions"]))
         page.keyboard.press("?")
         expect(page.locator("#shortcuts")).to_be_visible()
@@ -165,3 +170,32 @@ def test_exports_download_from_the_pages_that_list_them(browsing: Browsing) -> N
         page.click("[data-export=pairs-xlsx]")
     pairs = workbook_rows(download.value.path())
     assert "difference" in pairs[0] and len(pairs) > 100
+
+
+def test_the_keyboard_works_the_queue_without_the_mouse(browsing: Browsing) -> None:
+    b, page, server = browsing, browsing.page, browsing.server
+    pid = server.demo_project
+    b.sign_in()
+    detail = page.locator("#detail article")
+    # Reject a suggestion with x: it leaves the queue and the next one is selected.
+    page.goto(b.url(f"/projects/{pid}/exceptions?unresolved=true&kind=suggested&sort=smallest"))
+    rejected = detail.get_attribute("data-exception")
+    page.keyboard.press("x")
+    expect(detail).not_to_have_attribute("data-exception", rejected)
+    assert page.locator(f"tr[data-item] input[value='{rejected}']").count() == 0
+    # Resolve a break: r goes to the reason, an arrow picks one, Tab to the note, Enter sends.
+    page.goto(b.url(f"/projects/{pid}/exceptions?unresolved=true&kind=break&sort=smallest"))
+    resolved = detail.get_attribute("data-exception")
+    page.keyboard.press("r")
+    assert page.evaluate("document.activeElement.name") == "reason_code"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Tab")
+    page.keyboard.type("fee on the statement")
+    page.keyboard.press("Enter")
+    expect(detail).not_to_have_attribute("data-exception", resolved)
+    assert page.locator(f"tr[data-item] input[value='{resolved}']").count() == 0
+    # The selected row is marked for the eye too, not only for a screen reader.
+    selected = page.locator("#workbench tr.selected")
+    assert selected.count() == 1 and selected.get_attribute("aria-current") == "true"
+    page.goto(b.url(f"/projects/{pid}/audit?object_type=exception&object_id={resolved}"))
+    expect(page.locator("#audit")).to_contain_text("fee on the statement")
