@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "engine"))
@@ -29,11 +30,12 @@ _state = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_state)
 build = _state.build  # bench/state's builder: the same job, the same exceptions
 
+from recon import create_app  # noqa: E402
 from recon.auth.service import issue_token  # noqa: E402
 from recon.extensions import db  # noqa: E402
 from recon.jobs.results import encode_cursor  # noqa: E402
 from recon.review.models import ReconException  # noqa: E402
-from recon.users.models import Role  # noqa: E402
+from recon.users.models import Role, User  # noqa: E402
 from recon.users.service import create_user  # noqa: E402
 
 PASSWORD = "bench workspace password"  # noqa: S105 - a throwaway user in a temp database
@@ -71,20 +73,39 @@ def pages(pid: int, jid: int, eid: int, rows: int) -> dict[str, str]:
     }
 
 
+def reuse(where: Path) -> Any:
+    """The app on a job built before by ``--keep``."""
+    return create_app(
+        {
+            "RECON_DATABASE_URL": f"sqlite:///{where / 'bench.db'}",
+            "RECON_DATA_DIR": str(where / "data"),
+            "RECON_REDIS_URL": None,
+            "RECON_ADMIN_PASSWORD": None,
+            "RECON_JOB_RUNNER": "inline",
+        }
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--keep", type=Path, help="build in this (empty) directory and keep it")
+    parser.add_argument(
+        "--keep", type=Path, help="build in this directory and keep it; reuse it if built"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="recon-workspace-") as tmp:
         where = args.keep or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
-        app, job_id = build(where, args.rows, args.decisions)
+        if (where / "bench.db").exists():
+            app, job_id = reuse(where), 1
+        else:
+            app, job_id = build(where, args.rows, args.decisions)
         with app.app_context():
             db.session.commit()
-            user = create_user(
+            user = db.session.query(User).filter_by(username="bench").one_or_none()
+            user = user or create_user(
                 session=db.session, username="bench", password=PASSWORD, role=Role.admin
             )
             raw, _ = issue_token(session=db.session, user=user, ttl=3600)

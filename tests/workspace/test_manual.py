@@ -72,3 +72,24 @@ def test_bad_picks_are_refused_and_other_projects_records_never_show(world, page
     db.session.flush()
     html = page.get(f"{base}?pick={foreign.id}").get_data(as_text=True)
     assert 'value="99"' not in html and ticked(html) == []
+
+
+def test_a_manual_match_is_listed_and_undone_from_the_page(world, page, factory):
+    base = f"/projects/{world.pid}/jobs/{world.job.id}"
+    made = page.post(
+        f"{base}/match",
+        data={"left_rows": ["3"], "right_rows": ["4"], "write_off_reason": "rounding"},
+    ).get_data(as_text=True)
+    mid = int(re.search(r'data-manual-match="(\d+)"', made).group(1))
+    row = re.search(rf'<tr data-manual-match="{mid}">.*?</tr>', made, re.S).group(0)
+    assert "<td>3</td><td>4</td>" in row and "30.00" in row and "rounding" in row
+    assert "Undo</button>" in row and 'name="left_rows" value="3"' not in made
+    viewer = signed_in(world.app, factory, world.viewer.user)
+    assert viewer.post(f"{base}/manual-matches/{mid}/undo").status_code == 403
+    undone = page.post(f"{base}/manual-matches/{mid}/undo").get_data(as_text=True)
+    assert f"Manual match {mid} undone: its records are open again." in undone
+    assert 'name="left_rows" value="3"' in undone and 'name="right_rows" value="4"' in undone
+    assert db.session.get(ReconException, world.eid("left", 3)).status.value == "reopened"
+    again = page.post(f"{base}/manual-matches/{mid}/undo")
+    assert again.status_code == 409 and "only an active one" in again.get_data(as_text=True)
+    assert page.post(f"{base}/manual-matches/999999/undo").status_code == 404

@@ -17,15 +17,23 @@ from recon.auth.guard import current_actor, current_project
 from recon.errors import APIError, ValidationError
 from recon.fields import Id
 from recon.projects.settings import project_settings
-from recon.review.manual import create_manual_match, get_balance
+from recon.review.manual import (
+    create_manual_match,
+    get_balance,
+    get_manual_match,
+    get_manual_matches,
+    undo_manual_match,
+)
 from recon.review.schemas import ManualMatchCreateSchema
 from recon.review.service import get_exceptions
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import field_errors, load
 from recon.workspace.render import STANDALONE, page
 from recon.workspace.views.common import cache, session, storage
+from recon.workspace.views.exceptions import member_names
 
 LIST_LIMIT = 200  # open records a side on the page; the search narrows them
+MADE_LIMIT = 20  # the latest manual matches on the job's sources, to check or undo
 
 
 class MatchArgsSchema(ma.Schema):
@@ -87,11 +95,16 @@ def _match_page(jid: int, status: int = 200, **extra: Any) -> Any:
     context = {}
     if lists["picked"] and request.method == "GET":
         context = _balance_context(jid, sorted(ticked["left"]), sorted(ticked["right"]))
+    made = get_manual_matches(
+        session=session(), project=current_project(), job_id=jid, per_page=MADE_LIMIT
+    )
     return page(
         "workspace/manual.html",
         "workspace/_manual_lists.html",
         status=status,
         job_id=jid,
+        matches=made,
+        names=member_names(),
         sides=lists["sides"],
         ticked=set() if "made" in extra else ticked,
         pick=args["pick"],
@@ -143,3 +156,23 @@ def manual_send(pid: int, jid: int) -> Any:
         errors = field_errors(error) if isinstance(error, ValidationError) else {}
         return _match_page(jid, status=error.status, error=error, errors=errors)
     return _match_page(jid, made=made)
+
+
+@bp.route(
+    "/projects/<id:pid>/jobs/<id:jid>/manual-matches/<id:mid>/undo",
+    methods=["POST"],
+    endpoint="manual_undo",
+)
+def undo(pid: int, jid: int, mid: int) -> Any:
+    """Undo a manual match: its records are exceptions to work again, back in the lists."""
+    try:
+        undone = undo_manual_match(
+            session=session(),
+            project=current_project(),
+            match=get_manual_match(session=session(), project=current_project(), match_id=mid),
+            actor=current_actor(),
+            cache=cache(),
+        )
+    except APIError as error:
+        return _match_page(jid, status=error.status, error=error)
+    return _match_page(jid, undone=undone)
