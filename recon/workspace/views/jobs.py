@@ -51,7 +51,12 @@ def job_page(pid: int, jid: int) -> Any:
 def _job_page(jid: int, status: int = 200, **extra: Any) -> Any:
     job = _job(jid)
     left, right = _sources(job)
-    state = job_state(session=session(), storage=storage(), job=job, cache=cache())
+    # Only a finished job has a state: a running one's page must not wait on its writes.
+    state = (
+        job_state(session=session(), storage=storage(), job=job, cache=cache())
+        if job.status.finished
+        else None
+    )
     return page(
         "workspace/job.html", status=status, job=job, left=left, right=right, state=state, **extra
     )
