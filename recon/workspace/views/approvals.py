@@ -55,11 +55,11 @@ def approvals(pid: int) -> Any:
 
 
 @bp.route(
-    "/projects/<id:pid>/approvals/<id:aid>/<any(approve,reject):decision>",
+    "/projects/<id:pid>/approvals/<id:aid>/<any(approve,reject):verdict>",
     methods=["POST"],
     endpoint="decide_approval",
 )
-def decide(pid: int, aid: int, decision: str) -> Any:
+def decide(pid: int, aid: int, verdict: str) -> Any:
     """Approve or reject a write-off someone else made; the list is shown again."""
     data = load(ApprovalDecisionSchema(), request.form)
     try:
@@ -67,7 +67,7 @@ def decide(pid: int, aid: int, decision: str) -> Any:
             session=session(),
             project=current_project(),
             approval_id=aid,
-            approve=decision == "approve",
+            approve=verdict == "approve",
             actor=current_actor(),
             note=data["note"],
             cache=cache(),
