@@ -126,6 +126,11 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("GET", f"{WS}/jobs/<id:jid>/results"): PAGE_READ,
     ("GET", f"{WS}/jobs/<id:jid>/matches/<id:mid>"): PAGE_READ,
     ("GET", f"{WS}/jobs/<id:jid>/export.csv"): PAGE_READ,
+    ("GET", f"{WS}/jobs/<id:jid>/export"): PAGE_READ,
+    ("POST", f"{WS}/jobs/<id:jid>/sign-off"): PAGE_MANAGE,
+    ("POST", f"{WS}/jobs/<id:jid>/manual-matches/<id:mid>/undo"): PAGE_WRITE,
+    ("GET", f"{WS}/approvals"): PAGE_READ,
+    ("POST", f"{WS}/approvals/<id:aid>/<any(approve,reject):verdict>"): PAGE_WRITE,
     ("GET", f"{WS}/jobs/<id:jid>/match"): PAGE_READ,
     ("POST", f"{WS}/jobs/<id:jid>/match"): PAGE_WRITE,
     ("POST", f"{WS}/jobs/<id:jid>/match/balance"): PAGE_WRITE,
@@ -230,6 +235,7 @@ def _world(factory):
             "engine_mid": 1,
             "filename": "app.css",
             "decision": "accept",
+            "verdict": "reject",
         },
     }
 

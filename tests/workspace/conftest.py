@@ -94,11 +94,12 @@ def _server_process(
     browser starts meanwhile."""
     tmp = tmp_path_factory.mktemp("workspace-server")
     port = free_port()
-    # Each job waits a moment after its claim, so a person (and the journey) sees it run.
+    # Each job waits a moment after its claim, so a person (and the journey) sees it run and
+    # the cancel test reaches its button in time on a loaded machine (3 s was not always).
     env = server_env(
         tmp,
         port,
-        RECON_JOB_PAUSE_AFTER_CLAIM="3",
+        RECON_JOB_PAUSE_AFTER_CLAIM="6",
         RECON_LOGIN_RATE_LIMIT="1000/minute",
         RECON_LOG_LEVEL="WARNING",
     )

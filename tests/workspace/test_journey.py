@@ -105,6 +105,7 @@ def test_journey(browsing: Browsing, tmp_path) -> None:  # noqa: PLR0915 - one s
     page.click("button:has-text('Dry run')")
     page.wait_for_selector("#dry-run h2:has-text('matched')", timeout=30_000)
     assert page.locator("#dry-run tbody tr").count() == 4  # candidates and matches per pass
+    expect(page.locator("#dry-run h2")).to_be_in_viewport()  # scrolled to, not below the fold
     b.shot("07-rules-dry-run")
     assert b.axe() == []
     page.fill("#rs-name", "March rules")

@@ -31,7 +31,7 @@
   function press(key) {
     var target = document.querySelector('#detail [data-key="' + key + '"]');
     if (!target) return false;
-    if (target.tagName === "BUTTON") target.click();
+    if (target.tagName === "BUTTON" || target.tagName === "A") target.click();
     else target.focus();
     return true;
   }
@@ -54,7 +54,7 @@
       case "?": done = help(); break;
       case "j": case "ArrowDown": done = move(1); break;
       case "k": case "ArrowUp": done = move(-1); break;
-      case "a": case "x": case "m": case "r": case "c": done = press(event.key); break;
+      case "a": case "x": case "m": case "r": case "c": case "h": done = press(event.key); break;
       case " ": {
         var box = document.querySelector("#workbench tr.selected input[type=checkbox]");
         if (box) { box.checked = !box.checked; done = true; }
@@ -84,6 +84,24 @@
     }
     if (event.target.closest("[data-shortcuts]")) help();
   });
+
+  // A table wider than the screen scrolls sideways: it takes the focus, so the keyboard
+  // can scroll it too (arrow keys), and says so to a screen reader.
+  function scrollables() {
+    document.querySelectorAll("table.list").forEach(function (table) {
+      var scrolls = table.scrollWidth > table.clientWidth + 1;
+      if (scrolls && !table.hasAttribute("data-scrolls")) {
+        table.setAttribute("data-scrolls", "");
+        table.setAttribute("tabindex", "0");
+      } else if (!scrolls && table.hasAttribute("data-scrolls")) {
+        table.removeAttribute("data-scrolls");
+        table.removeAttribute("tabindex");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", scrollables);
+  document.addEventListener("htmx:afterSettle", scrollables);
+  window.addEventListener("resize", scrollables);
 
   function zone(event) {
     return event.target.closest ? event.target.closest("[data-dropzone]") : null;

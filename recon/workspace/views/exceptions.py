@@ -17,17 +17,14 @@ from werkzeug.datastructures import MultiDict
 
 from recon.audit.service import get_events
 from recon.auth.guard import current_actor, current_project, current_user
-from recon.errors import APIError, ValidationError
 from recon.jobs.results import differing_fields
 from recon.projects.service import get_members
 from recon.projects.settings import project_settings
 from recon.review.bulk import bulk_update
-from recon.review.manual import create_manual_match, get_balance
 from recon.review.models import ExceptionKind, ExceptionStatus, ReconException
 from recon.review.schemas import (
     CommentCreateSchema,
     ExceptionArgsSchema,
-    ManualMatchCreateSchema,
 )
 from recon.review.service import (
     SORTS,
@@ -40,9 +37,9 @@ from recon.review.service import (
     update_exception,
 )
 from recon.workspace.blueprint import bp
-from recon.workspace.forms import field_errors, load
+from recon.workspace.forms import load
 from recon.workspace.render import STANDALONE, page
-from recon.workspace.views.common import cache, session, storage
+from recon.workspace.views.common import cache, session
 
 DEFAULT_QUEUE = {"unresolved": "true"}
 QUEUE_PAGE = 25
@@ -76,7 +73,8 @@ def _queue_args(query: str | None) -> tuple[dict[str, Any], str]:
     return args, urlencode(pairs)
 
 
-def _names() -> dict[int, str]:
+def member_names() -> dict[int, str]:
+    """The project's members by id: their usernames."""
     return {
         m.user_id: m.user.username
         for m in get_members(session=session(), project=current_project())
@@ -140,7 +138,9 @@ def _workbench(
         back=back,
         query={k: v for k, v in parse_qsl(back, keep_blank_values=True) if k != "page"},
         index=index,
-        names=_names(),
+        # The export is a job's: the job filtered on, else the job of the first item.
+        export_job=args["job"] or (items[0].job_id if items else None),
+        names=member_names(),
         me=current_user(),
         reasons=project_settings(current_project()).reason_codes,
         sorts=SORTS,
@@ -169,7 +169,7 @@ def detail(pid: int, eid: int) -> Any:
         "workspace/_exception.html",
         back=back,
         index=int(index) if index.isdigit() else 0,
-        names=_names(),
+        names=member_names(),
         me=current_user(),
         reasons=project_settings(current_project()).reason_codes,
         **_detail(found),
@@ -244,7 +244,7 @@ def comment(pid: int, eid: int) -> Any:
         "workspace/_exception.html",
         back=request.form.get("back", ""),
         index=int(index) if index.isdigit() else 0,
-        names=_names(),
+        names=member_names(),
         me=current_user(),
         reasons=project_settings(current_project()).reason_codes,
         **_detail(found),
@@ -266,85 +266,3 @@ def bulk(pid: int) -> Any:
         cache=cache(),
     )
     return _workbench(request.form.get("back"), 0, done=result, done_action=data["action"])
-
-
-class MatchArgsSchema(ma.Schema):
-    q = ma.fields.String(load_default=None, validate=ma.validate.Length(max=200))
-
-
-def _match_page(jid: int, status: int = 200, **extra: Any) -> Any:
-    args = load(MatchArgsSchema(), request.values)
-    common = {"job": jid, "unresolved": True, "q": args["q"], "per_page": 200, "count": "exact"}
-    sides = {
-        side: get_exceptions(session=session(), project=current_project(), side=side, **common)
-        for side in ("left", "right")
-    }
-    return page(
-        "workspace/manual.html",
-        "workspace/_manual_lists.html",
-        status=status,
-        job_id=jid,
-        sides=sides,
-        q=args["q"] or "",
-        reasons=project_settings(current_project()).reason_codes,
-        **extra,
-    )
-
-
-@bp.route("/projects/<id:pid>/jobs/<id:jid>/match", endpoint="manual")
-def manual(pid: int, jid: int) -> Any:
-    """Pick open records of both sides of a job to match them by hand."""
-    return _match_page(jid)
-
-
-def _rows(field: str) -> list[int]:
-    values = request.form.getlist(field)
-    if not all(v.isdigit() and len(v) < 19 for v in values):
-        raise ValidationError(
-            "Pick records from the lists.", errors=[{"field": field, "message": "Not a record."}]
-        )
-    return [int(v) for v in values]
-
-
-@bp.route("/projects/<id:pid>/jobs/<id:jid>/match/balance", methods=["POST"], endpoint="balance")
-def balance(pid: int, jid: int) -> Any:
-    """The running difference of the records picked so far."""
-    left, right = _rows("left_rows"), _rows("right_rows")
-    context: dict[str, Any] = {
-        "job_id": jid,
-        "picked": len(left) + len(right),
-        "reasons": project_settings(current_project()).reason_codes,
-    }
-    if left or right:
-        try:
-            context["balance"] = get_balance(
-                session=session(),
-                storage=storage(),
-                project=current_project(),
-                job_id=jid,
-                left_rows=left,
-                right_rows=right,
-            )
-        except ValidationError as error:
-            context["error"] = error
-    return page(STANDALONE, "workspace/_balance.html", **context)
-
-
-@bp.route("/projects/<id:pid>/jobs/<id:jid>/match", methods=["POST"], endpoint="manual_send")
-def manual_send(pid: int, jid: int) -> Any:
-    """Match the picked records; a difference needs a write-off reason."""
-    try:
-        data = load(ManualMatchCreateSchema(), request.form)
-        made = create_manual_match(
-            session=session(),
-            storage=storage(),
-            project=current_project(),
-            job_id=jid,
-            actor=current_actor(),
-            cache=cache(),
-            **data,
-        )
-    except APIError as error:
-        errors = field_errors(error) if isinstance(error, ValidationError) else {}
-        return _match_page(jid, status=error.status, error=error, errors=errors)
-    return _match_page(jid, made=made)

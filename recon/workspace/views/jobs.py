@@ -1,5 +1,5 @@
 """A job (live progress, cancel, summary), its results (filters, counterparts side by side,
-paging) and their CSV export."""
+paging) and their exports (CSV, XLSX)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from typing import Any
 
 from flask import Response, make_response, request, stream_with_context
 
-from recon.auth.guard import current_actor, current_project
+from recon.auth.guard import current_actor, current_project, project_role
 from recon.cache_keys import job_key
+from recon.errors import Conflict
 from recon.jobs.models import Job
 from recon.jobs.results import Filters, differing_fields
 from recon.jobs.schemas import ExportArgsSchema, ResultArgsSchema, result_filters
 from recon.jobs.service import cancel_job, get_job
+from recon.projects.models import ProjectRole
 from recon.review.export import export_job
-from recon.review.state import get_current_results
+from recon.review.signoff import sign_off
+from recon.review.state import get_current_results, job_state
 from recon.sources.models import Source
 from recon.sources.service import get_source
 from recon.workspace.blueprint import bp
@@ -40,11 +43,41 @@ def _sources(job: Job) -> tuple[Source, Source]:
 
 @bp.route("/projects/<id:pid>/jobs/<id:jid>", endpoint="job")
 def job_page(pid: int, jid: int) -> Any:
-    """A job: progress while it runs; when done, records and amounts per status and side,
-    match rate per pass, duplicate keys."""
+    """A job: progress while it runs; when done, where the work stands (people's decisions
+    applied), records and amounts per status and side, match rate per pass, duplicate keys."""
+    return _job_page(jid)
+
+
+def _job_page(jid: int, status: int = 200, **extra: Any) -> Any:
     job = _job(jid)
     left, right = _sources(job)
-    return page("workspace/job.html", job=job, left=left, right=right)
+    # Only a finished job has a state: a running one's page must not wait on its writes.
+    state = (
+        job_state(session=session(), storage=storage(), job=job, cache=cache())
+        if job.status.finished
+        else None
+    )
+    return page(
+        "workspace/job.html", status=status, job=job, left=left, right=right, state=state, **extra
+    )
+
+
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/sign-off", methods=["POST"], endpoint="job_sign_off")
+@project_role(ProjectRole.owner)
+def signoff(pid: int, jid: int) -> Any:
+    """Sign off a complete job (owners); the page names what is left when it is not."""
+    try:
+        sign_off(
+            session=session(),
+            storage=storage(),
+            job=_job(jid),
+            actor=current_actor(),
+            cache=cache(),
+        )
+    except Conflict as error:
+        return _job_page(jid, status=error.status, error=error)
+    cache().delete(job_key(jid))  # the API serves finished jobs from the cache
+    return _job_page(jid, signed=True)
 
 
 @bp.route("/projects/<id:pid>/jobs/<id:jid>/progress", endpoint="job_progress")
@@ -97,8 +130,18 @@ def results(pid: int, jid: int) -> Any:
         found=found,
         args=args,
         passes=passes,
-        query={k: v for k, v in request.args.items() if k != "page" and v},
+        query={k: v for k, v in request.args.items() if k not in ("page", "after") and v},
+        export_query=_export_query(),
     )
+
+
+def _export_query() -> dict[str, str]:
+    """The results page's filters as the export's arguments (its ``view`` is the export's
+    ``state``: the export's own ``view`` says records, pairs or exceptions)."""
+    query = {k: v for k, v in request.args.items() if k not in ("page", "after", "view") and v}
+    if request.args.get("view"):
+        query["state"] = request.args["view"]
+    return query
 
 
 @bp.route("/projects/<id:pid>/jobs/<id:jid>/matches/<id:mid>", endpoint="match")
@@ -121,9 +164,11 @@ def match(pid: int, jid: int, mid: int) -> Any:
     return page(STANDALONE, "workspace/_match.html", job=job, sides=sides, differ=differ, mid=mid)
 
 
-@bp.route("/projects/<id:pid>/jobs/<id:jid>/export.csv", endpoint="export")
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/export.csv", endpoint="export")  # the old link
+@bp.route("/projects/<id:pid>/jobs/<id:jid>/export", endpoint="export")
 def export(pid: int, jid: int) -> Response:
-    """The results as CSV, with the filters of the page that links here."""
+    """Records, pairs or exceptions as CSV or XLSX, with the filters of the page that links
+    here (the API's export, the same service)."""
     args = load(ExportArgsSchema(), request.args)
     exported = export_job(
         session=session(),
