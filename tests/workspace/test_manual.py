@@ -64,7 +64,6 @@ def test_bad_picks_are_refused_and_other_projects_records_never_show(world, page
         side="left",
         row=99,
         amount="1.00",
-        amount_minor=100,
         scale=2,
         status="open",
     )

@@ -24,7 +24,13 @@
     var at = all.findIndex(function (r) { return r.classList.contains("selected"); });
     var next = all[Math.max(0, Math.min(all.length - 1, at + step))] || all[0];
     mark(next);
-    window.htmx.trigger(next, "item-select");
+    // Asked for directly rather than through the row's own trigger: right after a swap
+    // (the item acted on gone, the next one selected) htmx may not have wired the new
+    // rows yet, and a key pressed then would be lost.
+    window.htmx.ajax("GET", next.getAttribute("hx-get"), {
+      target: next.getAttribute("hx-target") || "#detail",
+      swap: next.getAttribute("hx-swap") || "innerHTML",
+    });
     return true;
   }
 
