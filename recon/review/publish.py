@@ -162,7 +162,10 @@ def _copy(session: SessionLike, table: str, names: Sequence[str], batches: Batch
     if connection.dialect.name == "postgresql":
         raw = connection.connection.driver_connection
         assert raw is not None  # noqa: S101  (a live session connection always has one)
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        with (
+            raw.cursor() as cursor,  # psycopg's, not DuckDB's
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
             for rows in batches:
                 for row in rows:
                     copy.write_row(row)
