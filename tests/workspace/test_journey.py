@@ -127,6 +127,9 @@ def test_journey(browsing: Browsing, tmp_path) -> None:  # noqa: PLR0915 - one s
 
     # Results: the breaks, one compared with its counterpart, the differing amount marked.
     page.click("text=Explore the results")
+    # Loaded, not only parsed: htmx wires the filters on load, and a change made before
+    # that sends nothing (the journey then waited for a URL that never came).
+    page.wait_for_url(f"**/jobs/{jid}/results**")
     page.select_option("#f-status", "break")
     page.wait_for_url("**status=break**")  # pushed once the filtered table is in
     page.locator("#results button:has-text('Compare')").first.click()
