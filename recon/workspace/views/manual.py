@@ -43,7 +43,7 @@ class MatchArgsSchema(ma.Schema):
 
 def _lists(jid: int, q: str | None, pick: list[int]) -> dict[str, Any]:
     """Each side's open records; the picked exceptions of the job first, wherever they are."""
-    common = {"job": jid, "unresolved": True}
+    common: dict[str, Any] = {"job": jid, "unresolved": True}
     picked = (
         get_exceptions(session=session(), project=current_project(), ids=pick, **common).items
         if pick
