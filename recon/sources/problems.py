@@ -11,6 +11,7 @@ count of all of them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from recon.sources import dates
@@ -32,8 +33,9 @@ def col(index: int) -> str:
     return f"c{index + 1}"
 
 
-class Problems:
-    """The problem listing of a Canonical conversion."""
+class Problems(ABC):
+    """The problem listing of a Canonical conversion (abstract: Canonical provides the
+    view, the choices and the SQL pieces declared below)."""
 
     con: duckdb.DuckDBPyConnection
     headers: list[str]
@@ -45,24 +47,30 @@ class Problems:
     overflow: list[int]
 
     @property
+    @abstractmethod
     def fields(self) -> dict[str, int]:
-        raise NotImplementedError
+        """Provided by Canonical."""
 
     @property
+    @abstractmethod
     def amount_columns(self) -> list[int]:
-        raise NotImplementedError
+        """Provided by Canonical."""
 
+    @abstractmethod
     def one(self, sql: str) -> tuple[Any, ...]:
-        raise NotImplementedError
+        """Provided by Canonical."""
 
+    @abstractmethod
     def sign_problem_sql(self) -> str | None:
-        raise NotImplementedError
+        """Provided by Canonical."""
 
+    @abstractmethod
     def _date_sql(self) -> str:
-        raise NotImplementedError
+        """Provided by Canonical."""
 
+    @abstractmethod
     def _currency_ok(self) -> str:
-        raise NotImplementedError
+        """Provided by Canonical."""
 
     def _ambiguous(self, value: str, formats: tuple[str, str]) -> UploadRejected:
         first, second = (f"try_strptime({value}, {sql_string(f)})" for f in formats)
