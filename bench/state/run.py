@@ -45,7 +45,8 @@ from recon import create_app  # noqa: E402
 from recon.engine import run_reconciliation  # noqa: E402
 from recon.extensions import db  # noqa: E402
 from recon.jobs.models import Job, JobStatus  # noqa: E402
-from recon.jobs.results import NO_OVERRIDES, Filters, Reader, encode_cursor  # noqa: E402
+from recon.jobs.results import Reader  # noqa: E402
+from recon.jobs.results_sql import NO_OVERRIDES, Filters, encode_cursor  # noqa: E402
 from recon.projects.models import Project  # noqa: E402
 from recon.review.export import export_job  # noqa: E402
 from recon.review.models import ManualMatch, ReconException  # noqa: E402

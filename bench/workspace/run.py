@@ -33,7 +33,7 @@ build = _state.build  # bench/state's builder: the same job, the same exceptions
 from recon import create_app  # noqa: E402
 from recon.auth.service import issue_token  # noqa: E402
 from recon.extensions import db  # noqa: E402
-from recon.jobs.results import encode_cursor  # noqa: E402
+from recon.jobs.results_sql import encode_cursor  # noqa: E402
 from recon.review.models import ReconException  # noqa: E402
 from recon.users.models import Role, User  # noqa: E402
 from recon.users.service import create_user  # noqa: E402

@@ -22,13 +22,9 @@ previous page (keyset paging: any depth costs the same); ``page`` still works.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import date
-from decimal import Decimal, InvalidOperation
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,78 +32,32 @@ import duckdb
 import pyarrow as pa
 
 from recon.duckdb_conn import cursor
-from recon.engine.results import RESULT_COLUMNS
-from recon.errors import Conflict, ValidationError
+from recon.errors import Conflict
 from recon.jobs.models import Job, JobStatus
+from recon.jobs.results_sql import (
+    APPLIED,
+    CANONICAL,
+    CURRENT_COLUMNS,
+    FILTER_FIELDS,
+    NO_OVERRIDES,
+    RESOLVE_SQL,
+    SIDES,
+    Filters,
+    current_sql,
+    decode_cursor,
+    encode_cursor,
+    neutralised,
+    pairs_select,
+    where_sql,
+)
 from recon.pagination import Page
 from recon.sources.models import Source
 from recon.storage import Storage
 
-SIDES = ("left", "right")
 EXPORT_CHUNK = 100_000  # row numbers per export query
 EXPORT_BATCH = 5_000  # records fetched from DuckDB at a time
 WINDOW = 20_000  # row numbers a page reads first (doubling until the page is full)
 READ_MEMORY_LIMIT = "512MB"  # of the DuckDB database a process's readers share
-CANONICAL = ("key", "amount", "date", "currency", "description")
-VIEWS = ("current", "engine")
-OVERRIDES = pa.schema(
-    [
-        ("side", pa.string()),
-        ("row", pa.int64()),
-        ("status", pa.string()),  # NULL: the engine's status stands
-        ("pass", pa.string()),
-        ("match_id", pa.int64()),
-        ("grp", pa.int64()),  # a manual match: applies only if all its records are unmatched
-        ("explained", pa.bool_()),
-        ("pending", pa.bool_()),
-        ("reason_code", pa.string()),
-    ]
-)
-# What applies to this job's records (resolve_overrides): the decisions on records the
-# engine did not match, manual matches only when all their records are unmatched.
-APPLIED = pa.schema(
-    [*(f for f in OVERRIDES if f.name != "grp"), pa.field("engine_status", pa.string())]
-)
-NO_OVERRIDES = APPLIED.empty_table()
-CURRENT_COLUMNS = (
-    "side",
-    "row",
-    "status",
-    "pass",
-    "match_id",
-    "decided_by",
-    "explained",
-    "pending",
-    "reason_code",
-    "engine_status",
-    "confidence",
-    "amount_diff",
-    "date_diff_days",
-    "duplicate_key",
-    "diff_fields",
-)
-ENGINE_ONLY = set(RESULT_COLUMNS) - set(CURRENT_COLUMNS)
-assert not ENGINE_ONLY, ENGINE_ONLY  # every engine column is shown
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What a results page, count or export is restricted to (all optional)."""
-
-    status: str | None = None
-    side: str | None = None
-    pass_name: str | None = None
-    match_id: int | None = None
-    key: str | None = None
-    q: str | None = None
-    amount_min: Any = None
-    amount_max: Any = None
-    rows: tuple[int, int] | None = None  # [first, last) row numbers (exports read in ranges)
-    grouped: bool = False  # only records of a match or break (match_id set)
-
-    @property
-    def needs_fields(self) -> bool:
-        return any(v is not None for v in (self.key, self.q, self.amount_min, self.amount_max))
 
 
 def require_results(job: Job) -> str:
@@ -115,137 +65,6 @@ def require_results(job: Job) -> str:
     if job.status != JobStatus.succeeded or not job.result_path:
         raise Conflict(f"Job {job.id} has no results ({job.status.value}).", code="no_results")
     return job.result_path
-
-
-def encode_cursor(side: str, row: int) -> str:
-    """Return the opaque cursor of a record (side, row)."""
-    return base64.urlsafe_b64encode(f"{side}:{row}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, int]:
-    """Return (side, row) of a cursor; ValidationError when it is not one of ours."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        side, _, row = text.partition(":")
-        if side in SIDES and row.isdigit():
-            return side, int(row)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise ValidationError(
-        "after is not a cursor of this list.",
-        errors=[{"field": "after", "message": "Pass back the next value of a page."}],
-    )
-
-
-_CURRENT_COLUMNS = """
-    r.side, r."row",
-    coalesce(oe.status, CAST(r.status AS VARCHAR)) AS status,
-    CASE WHEN oe.status IS NOT NULL THEN oe.pass ELSE CAST(r.pass AS VARCHAR) END AS pass,
-    CASE WHEN oe.status IS NOT NULL THEN oe.match_id ELSE r.match_id END AS match_id,
-    CASE WHEN oe.status IS NOT NULL THEN 'person' ELSE 'engine' END AS decided_by,
-    (r.status = 'matched' OR coalesce(oe.explained, false)) AS explained,
-    coalesce(oe.pending, false) AS pending,
-    oe.reason_code,
-    CAST(r.status AS VARCHAR) AS engine_status,
-    r.confidence, r.amount_diff, r.date_diff_days, r.duplicate_key, r.diff_fields
-"""
-_JOIN = 'LEFT JOIN oe ON oe.side = r.side AND oe."row" = r."row"'
-
-
-def _current_sql(status: str | None) -> tuple[str, list[Any]]:
-    """The records with the applied overrides ``oe`` (reads $results), and its parameters.
-
-    With a status, the records whose engine status is that one (a filter the Parquet scan
-    applies) that no decision changed, and the decided records that now have it.
-    """
-    if status is None:
-        return f"SELECT {_CURRENT_COLUMNS} FROM read_parquet($results) r {_JOIN}", []  # noqa: S608
-    return (
-        f"""SELECT {_CURRENT_COLUMNS} FROM read_parquet($results) r {_JOIN}
-            WHERE r.status = ? AND (oe.status IS NULL OR oe.status = ?)
-            UNION ALL
-            SELECT {_CURRENT_COLUMNS} FROM read_parquet($results) r
-            JOIN oe ON oe.side = r.side AND oe."row" = r."row"
-            WHERE oe.status = ? AND r.status <> ?""",  # noqa: S608 - our own SQL
-        [status] * 4,
-    )
-
-
-_RESOLVE_SQL = """
-    WITH oo AS (
-        SELECT o.*, CAST(r.status AS VARCHAR) AS engine_status
-        FROM o JOIN read_parquet($results) r ON r.side = o.side AND r."row" = o."row"
-    ),
-    g AS (
-        SELECT grp, bool_and(engine_status <> 'matched') AS ok
-        FROM oo WHERE grp IS NOT NULL GROUP BY grp
-    )
-    SELECT oo.side, oo."row", oo.status, oo.pass, oo.match_id, oo.explained, oo.pending,
-           oo.reason_code, oo.engine_status
-    FROM oo LEFT JOIN g ON g.grp = oo.grp
-    WHERE oo.engine_status <> 'matched' AND (oo.grp IS NULL OR g.ok)
-"""
-
-
-def _where(filters: Filters, after: tuple[str, int] | None) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    for column, value in (
-        ("c.side", filters.side),
-        ("c.pass", filters.pass_name),
-        ("c.match_id", filters.match_id),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if filters.key is not None:
-        clauses.append("contains(lower(c.f_key), lower(?))")
-        params.append(filters.key)
-    if filters.q is not None:
-        clauses.append(
-            "(contains(lower(c.f_key), lower(?)) OR contains(lower(c.f_description), lower(?)))"
-        )
-        params.extend([filters.q, filters.q])
-    # Amounts compare by size: a debit of -250.00 is found by 200..300 like a credit.
-    if filters.amount_min is not None:
-        clauses.append("abs(c.f_amount) >= CAST(? AS DECIMAL(38, 18))")
-        params.append(str(filters.amount_min))
-    if filters.amount_max is not None:
-        clauses.append("abs(c.f_amount) <= CAST(? AS DECIMAL(38, 18))")
-        params.append(str(filters.amount_max))
-    if filters.grouped:
-        clauses.append("c.match_id IS NOT NULL")
-    if filters.rows is not None:
-        clauses.append('c."row" >= ? AND c."row" < ?')
-        params.extend(filters.rows)
-    if after is not None:
-        clauses.append('(c.side, c."row") > (?, ?)')
-        params.extend(after)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-_FILTER_FIELDS = (
-    "CAST(CASE WHEN c.side = 'left' THEN fl.key ELSE fr.key END AS VARCHAR) AS f_key, "
-    "CAST(CASE WHEN c.side = 'left' THEN fl.description ELSE fr.description END AS VARCHAR) "
-    "AS f_description, CASE WHEN c.side = 'left' THEN CAST(fl.amount AS DECIMAL(38, 18)) "
-    "ELSE CAST(fr.amount AS DECIMAL(38, 18)) END AS f_amount"
-)
-
-
-def _fields_sql(alias: str, source: str, extra: list[str] | None = None) -> str:
-    """The canonical (and, for exports, original) fields of both sides' records."""
-    # Amounts as text at their source's own scale ("1234.50"), exactly.
-    canonical = ", ".join(
-        f"CASE WHEN {alias}.side = 'left' THEN CAST(fl.{c} AS VARCHAR) "
-        f"ELSE CAST(fr.{c} AS VARCHAR) END AS {c}"
-        for c in CANONICAL
-    )
-    return (
-        f"{canonical}{''.join(extra or [])} FROM {source} "
-        f"LEFT JOIN read_parquet($left) fl ON {alias}.side = 'left' "
-        f'AND fl."row" = {alias}."row" '
-        f"LEFT JOIN read_parquet($right) fr ON {alias}.side = 'right' "
-        f'AND fr."row" = {alias}."row"'
-    )
 
 
 class Reader:
@@ -283,14 +102,14 @@ class Reader:
     def _filtered(self, filters: Filters, after: tuple[str, int] | None) -> tuple[str, list]:
         """SQL of the current records matching ``filters`` (alias-free columns), and its
         parameters."""
-        current, params = _current_sql(filters.status)
-        where, more = _where(filters, after)
+        current, params = current_sql(filters.status)
+        where, more = where_sql(filters, after)
         params = [*params, *more]
         if not filters.needs_fields:
             return f"SELECT c.* FROM ({current}) c{where}", params  # noqa: S608
         # Filters on the records' own fields join the sources before filtering.
         with_fields = (
-            f"SELECT c.*, {_FILTER_FIELDS} FROM ({current}) c "  # noqa: S608
+            f"SELECT c.*, {FILTER_FIELDS} FROM ({current}) c "  # noqa: S608
             'LEFT JOIN read_parquet($left) fl ON c.side = \'left\' AND fl."row" = c."row" '
             'LEFT JOIN read_parquet($right) fr ON c.side = \'right\' AND fr."row" = c."row"'
         )
@@ -425,7 +244,7 @@ class Reader:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Return records per current status and side, and the state's figures."""
-        current, params = _current_sql(None)
+        current, params = current_sql(None)
         sql = f"""SELECT side, status, decided_by, explained, pending, count(*)
                   FROM ({current}) c GROUP BY ALL"""  # noqa: S608
         out: dict[str, dict[str, int]] = {s: {} for s in SIDES}
@@ -471,7 +290,7 @@ class Reader:
                 for d in self._execute(f"SELECT * FROM ({sql}) q LIMIT 0", params).description  # noqa: S608
             ]
             columns = ", ".join(
-                f'q."{n}"' if n in numeric else _neutralised(f'q."{n}"') + f' AS "{n}"'
+                f'q."{n}"' if n in numeric else neutralised(f'q."{n}"') + f' AS "{n}"'
                 for n in (name.replace('"', '""') for name in names)
             )
             path = Path(self.tmp_dir) / f"export-{uuid.uuid4().hex}.csv"
@@ -514,36 +333,8 @@ class Reader:
         records side by side (keys joined with "; ", amounts summed exactly, the difference
         left minus right), by match."""
         sql, params = self._filtered(replace(filters, grouped=True), None)
-        fields = _fields_sql("p", "page p")
         scale = max(int(self.left.amount_scale), int(self.right.amount_scale))
-
-        def total(side: str) -> str:
-            return (
-                f"coalesce(sum(CAST(amount AS DECIMAL(38, {scale}))) "
-                f"FILTER (WHERE side = '{side}'), 0)"
-            )
-
-        return (
-            f"""
-            WITH page AS ({sql}),
-            f AS (SELECT p.*, {fields})
-            SELECT match_id, status, pass, decided_by,
-                   count(*) FILTER (WHERE side = 'left') AS left_records,
-                   string_agg(key, '; ' ORDER BY "row") FILTER (WHERE side = 'left') AS left_keys,
-                   CAST({total("left")} AS VARCHAR) AS left_amount,
-                   count(*) FILTER (WHERE side = 'right') AS right_records,
-                   string_agg(key, '; ' ORDER BY "row") FILTER (WHERE side = 'right')
-                       AS right_keys,
-                   CAST({total("right")} AS VARCHAR) AS right_amount,
-                   CAST(CAST({total("left")} - {total("right")} AS DECIMAL(38, {scale}))
-                        AS VARCHAR) AS difference,
-                   min("date") AS first_date, max("date") AS last_date,
-                   string_agg(DISTINCT currency, '; ') AS currency,
-                   max(diff_fields) AS diff_fields
-            FROM f GROUP BY match_id, status, pass, decided_by
-            ORDER BY match_id, status, pass""",  # noqa: S608 - our own SQL
-            params,
-        )
+        return pairs_select(sql, scale), params
 
     def fetch(
         self, queries: Iterator[tuple[str, list[Any]]]
@@ -556,22 +347,13 @@ class Reader:
                 yield names, batch
 
 
-FORMULA = r"'^[=+\-@\t\r\n]'"  # cells a spreadsheet runs as a formula (OWASP), as SQL
-QUOTE = "''''"  # the SQL literal of one single quote
-
-
-def _neutralised(column: str) -> str:
-    text = f"CAST({column} AS VARCHAR)"
-    return f"CASE WHEN regexp_matches({text}, {FORMULA}) THEN {QUOTE} || {text} ELSE {text} END"
-
-
 def resolve_overrides(
     *, storage: Storage, job: Job, left: Source, right: Source, overrides: pa.Table
 ) -> pa.Table:
     """Return the overrides (OVERRIDES) that apply to the job's records (APPLIED)."""
     with Reader(storage=storage, job=job, left=left, right=right, overrides=NO_OVERRIDES) as r:
         r.con.register("o", overrides)
-        table: pa.Table = r.con.sql(r._inline(_RESOLVE_SQL)).to_arrow_table()
+        table: pa.Table = r.con.sql(r._inline(RESOLVE_SQL)).to_arrow_table()
         return table.cast(APPLIED)
 
 
@@ -609,33 +391,3 @@ def get_results(
         total=total,
         next=encode_cursor(last["side"], int(last["row"])) if last else None,
     )
-
-
-def differing_fields(record: dict[str, Any], others: list[dict[str, Any]]) -> set[str]:
-    """Return the canonical fields in which ``record`` differs from any of ``others``, compared
-    as the engine normalises them (keys trimmed and case-folded, amounts as numbers)."""
-    out: set[str] = set()
-    for other in others:
-        for name in CANONICAL:
-            if (
-                name in record
-                and name in other
-                and _norm(name, record[name]) != _norm(name, other[name])
-            ):
-                out.add(name)
-    return out
-
-
-def _norm(name: str, value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    if name == "amount":
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            return str(value)
-    if name == "date":
-        return value.isoformat() if isinstance(value, date) else str(value)[:10]
-    if name == "currency":
-        return str(value).strip().upper()
-    return " ".join(str(value).split()).casefold()

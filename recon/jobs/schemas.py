@@ -3,7 +3,7 @@ import marshmallow as ma
 from recon.engine.results import STATUSES
 from recon.fields import Id, Money, Name, RowNumber, Text
 from recon.jobs.models import JobStatus
-from recon.jobs.results import SIDES, VIEWS, Filters
+from recon.jobs.results_sql import SIDES, VIEWS, Filters
 from recon.pagination import PageArgsSchema, page_schema
 from recon.review.export import EXPORT_VIEWS, FORMATS
 from recon.review.models import ExceptionStatus

@@ -37,7 +37,8 @@ from sqlalchemy import select
 from recon.cache_keys import Cache
 from recon.db_types import SessionLike, utcnow
 from recon.jobs.models import Job
-from recon.jobs.results import NO_OVERRIDES, Filters, Reader, require_results
+from recon.jobs.results import Reader, require_results
+from recon.jobs.results_sql import NO_OVERRIDES, Filters
 from recon.review.models import ReconException
 from recon.review.state import applied_overrides, pair_key_of
 from recon.sources.models import Source

@@ -34,16 +34,8 @@ from sqlalchemy import String, func, or_, select, type_coerce
 from recon.cache_keys import Cache, analytics_key, job_decisions_key, job_state_key
 from recon.db_types import SessionLike
 from recon.jobs.models import Job, JobStatus
-from recon.jobs.results import (
-    APPLIED,
-    NO_OVERRIDES,
-    OVERRIDES,
-    Filters,
-    Reader,
-    get_results,
-    require_results,
-    resolve_overrides,
-)
+from recon.jobs.results import Reader, get_results, require_results, resolve_overrides
+from recon.jobs.results_sql import APPLIED, NO_OVERRIDES, OVERRIDES, Filters
 from recon.pagination import Page
 from recon.review.models import (
     Approval,

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from recon.audit.service import get_events
 from recon.auth.guard import current_actor, current_project, current_user
-from recon.jobs.results import differing_fields
+from recon.jobs.compare import differing_fields
 from recon.projects.service import get_members
 from recon.projects.settings import project_settings
 from recon.review.bulk import bulk_update

@@ -11,8 +11,9 @@ from flask import Response, make_response, request, stream_with_context
 from recon.auth.guard import current_actor, current_project, project_role
 from recon.cache_keys import job_key
 from recon.errors import Conflict
+from recon.jobs.compare import differing_fields
 from recon.jobs.models import Job
-from recon.jobs.results import Filters, differing_fields
+from recon.jobs.results_sql import Filters
 from recon.jobs.schemas import ExportArgsSchema, ResultArgsSchema, result_filters
 from recon.jobs.service import cancel_job, get_job
 from recon.projects.models import ProjectRole
