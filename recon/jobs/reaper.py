@@ -34,8 +34,8 @@ from instrumentation import record_job, route_context
 from recon.audit.service import SYSTEM, record
 from recon.db_types import SessionLike, utcnow
 from recon.extensions import db
+from recon.jobs.failures import MAX_RETRIES
 from recon.jobs.models import Job, JobStatus
-from recon.jobs.runner import MAX_RETRIES
 from recon.jobs.watch import live_attempts
 from recon.storage import Storage
 

@@ -19,83 +19,38 @@ age out within RECON_CACHE_TTL) and is logged and counted the same way.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import update
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import InterfaceError, OperationalError
+from typing import Any
 
 from instrumentation import (
     record_job,
-    record_job_error,
     record_queue_wait,
     record_records_processed,
 )
 from recon.audit.service import SYSTEM, record
-from recon.db_types import SessionLike, utcnow
+from recon.db_types import SessionLike
 from recon.engine import EngineCancelled, EngineError, run_reconciliation
 from recon.errors import APIError
+from recon.jobs.attempts import claim, fail_job, finish
+from recon.jobs.failures import (
+    TRANSIENT,
+    Step,
+    TransientJobError,
+    failure_sentence,
+    inject_fault,
+    log_failure,
+)
 from recon.jobs.models import Job, JobStatus
 from recon.jobs.telemetry import engine_spans
-from recon.jobs.watch import JobWatch
+from recon.jobs.watch import JobWatch, ProgressReporter
 from recon.sources.models import Source
 from recon.storage import Storage
 
 log = logging.getLogger("recon.jobs")
-
-PROGRESS_EVERY = 0.5  # seconds between progress writes
-MAX_RETRIES = 3  # retries of a job after its first attempt (Celery retries, reaper re-queues)
-TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
-
-
-class Step(enum.StrEnum):
-    claim = "claim"
-    engine = "engine"
-    publish = "publish"
-    audit = "audit"
-    commit = "commit"
-    invalidation = "invalidation"
-
-
-# What a person reads in the job's ``error`` when a step fails for a reason inside recon.
-FAILED_AT = {
-    Step.claim: "The job could not be started",
-    Step.engine: "The matching engine stopped on an internal error",
-    Step.publish: "The results could not be published as exceptions",
-    Step.audit: "The job's audit record could not be written",
-    Step.commit: "The job's results could not be saved",
-    Step.invalidation: "The cached views of the job could not be refreshed",
-}
-
-
-def failure_sentence(step: Step, job_id: int, attempt: int | None, *, transient: bool) -> str:
-    """The ``error`` of a job that failed at ``step``: what happened and where to look."""
-    why = " because the database was not reachable" if transient else ""
-    which = f"job {job_id}" + (f", attempt {attempt}" if attempt else "")
-    return (
-        f"{FAILED_AT[step]}{why}; nothing was published. Run the job again; the details "
-        f"are in the log of {which}."
-    )
-
-
-class InjectedFault(RuntimeError):
-    """Raised at a step named by RECON_JOB_FAULT (tests and drills)."""
-
-
-class TransientJobError(Exception):
-    """A step failed on an outage; the job is still running at ``attempt`` and may be retried."""
-
-    def __init__(self, job_id: int, attempt: int | None, step: Step) -> None:
-        super().__init__(f"job {job_id} attempt {attempt}: transient failure at {step}")
-        self.job_id, self.attempt, self.step = job_id, attempt, step
 
 
 @dataclass(frozen=True)
@@ -115,101 +70,6 @@ class Outcome:
     status: JobStatus
     attempt: int
     published: bool
-
-
-def _inject(fault: str | None, step: Step) -> None:
-    if not fault:
-        return
-    name, _, kind = fault.partition(":")
-    if name != step.value:
-        return
-    if kind == "transient":
-        raise OperationalError(
-            f"fault injected at {step}", None, ConnectionError("RECON_JOB_FAULT")
-        )
-    raise InjectedFault(f"fault injected at {step} (RECON_JOB_FAULT)")
-
-
-def claim(*, session: SessionLike, job_id: int) -> int | None:
-    """Mark the job running under a new attempt and return it; None if it is not runnable."""
-    job = session.get(Job, job_id)
-    if job is None or job.status.finished:
-        return None
-    if job.cancel_requested:
-        _finish(session, job_id, job.attempt, JobStatus.cancelled, error="cancelled")
-        session.commit()
-        return None
-    previous = job.attempt
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.status.in_((JobStatus.queued, JobStatus.running)),
-            Job.attempt == previous,
-        )
-        .values(
-            status=JobStatus.running,
-            attempt=Job.attempt + 1,
-            started_at=now,
-            heartbeat_at=now,
-            error=None,
-            progress={"fraction": 0.0, "pass": None},
-        )
-    )
-    session.commit()
-    if (
-        cast(CursorResult[Any], result).rowcount != 1
-    ):  # another worker claimed it between our read and update
-        return None
-    return previous + 1
-
-
-def _finish(
-    session: SessionLike,
-    job_id: int,
-    attempt: int,
-    status: JobStatus,
-    *,
-    error: str | None = None,
-    summary: dict[str, Any] | None = None,
-    result_path: str | None = None,
-) -> bool:
-    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
-    if summary is not None:
-        values.update(
-            summary=summary, result_path=result_path, progress={"fraction": 1.0, "pass": None}
-        )
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.attempt == attempt,
-            Job.status.in_((JobStatus.queued, JobStatus.running)),
-        )
-        .values(**values)
-    )
-    return cast(CursorResult[Any], result).rowcount == 1
-
-
-class _Reporter:
-    """Writes progress (and a heartbeat) at most every PROGRESS_EVERY seconds."""
-
-    def __init__(self, session: SessionLike, job_id: int, attempt: int) -> None:
-        self.session, self.job_id, self.attempt = session, job_id, attempt
-        self.last = 0.0
-
-    def progress(self, fraction: float, name: str) -> None:
-        now = time.monotonic()
-        if now - self.last < PROGRESS_EVERY and fraction < 1.0:
-            return
-        self.last = now
-        self.session.execute(
-            update(Job)
-            .where(Job.id == self.job_id, Job.attempt == self.attempt)
-            .values(progress={"fraction": round(fraction, 4), "pass": name}, heartbeat_at=utcnow())
-        )
-        self.session.commit()
 
 
 @dataclass
@@ -264,7 +124,7 @@ def execute_job(
 def _pipeline(
     session: SessionLike, storage: Storage, state: _Attempt, hooks: Hooks
 ) -> Outcome | None:
-    _inject(state.engine.fault, Step.claim)
+    inject_fault(state.engine.fault, Step.claim)
     state.number = claim(session=session, job_id=state.job_id)
     if state.number is None:
         return None
@@ -295,10 +155,11 @@ def _pipeline(
     if outcome.published and hooks.published is not None:
         state.step = Step.invalidation
         try:
-            _inject(state.engine.fault, Step.invalidation)
+            inject_fault(state.engine.fault, Step.invalidation)
             hooks.published(job)
         except Exception as exc:  # the job is published; the cache ages out by its TTL
-            _log_failure(state, exc, transient=isinstance(exc, TRANSIENT))
+            transient = isinstance(exc, TRANSIENT)
+            log_failure(state.job_id, state.number, state.step, exc, transient=transient)
     return outcome
 
 
@@ -318,9 +179,9 @@ def _run_engine(
     assert left is not None and right is not None
     rules, left_path, right_path = job.rules, storage.path(left.path), storage.path(right.path)
     session.commit()
-    reporter = _Reporter(session, job.id, state.number)
+    reporter = ProgressReporter(session, job.id, state.number)
     try:
-        _inject(state.engine.fault, Step.engine)
+        inject_fault(state.engine.fault, Step.engine)
         # Telemetry hook: a span per engine step, fed by the progress callback.
         with engine_spans(rules=rules, progress=reporter.progress) as engine_run:
             summary = run_reconciliation(
@@ -356,7 +217,7 @@ def _end(
     job = state.job
     assert job is not None and state.number is not None
     session.rollback()
-    ended = _finish(session, job.id, state.number, status, error=error)
+    ended = finish(session, job.id, state.number, status, error=error)
     if ended:
         record(
             session=session,
@@ -386,7 +247,7 @@ def _publish(
     attempt, fault = state.number, state.engine.fault
     state.step = Step.publish
     relative = f"{state.dir}/results.parquet"
-    if not _finish(
+    if not finish(
         session, job.id, attempt, JobStatus.succeeded, summary=summary, result_path=relative
     ):
         # A newer attempt owns the job now: this one must leave no trace.
@@ -395,7 +256,7 @@ def _publish(
         log.warning("job %s attempt %s is stale; its results were discarded", job.id, attempt)
         return Outcome(status=JobStatus.running, attempt=attempt, published=False)
     counts: dict[str, Any] = {}
-    _inject(fault, Step.publish)
+    inject_fault(fault, Step.publish)
     if not job.dry_run:
         left = session.get(Source, job.left_source_id)
         right = session.get(Source, job.right_source_id)
@@ -410,7 +271,7 @@ def _publish(
             scale_right=right.amount_scale,
         )
     state.step = Step.audit
-    _inject(fault, Step.audit)
+    inject_fault(fault, Step.audit)
     record(
         session=session,
         actor=SYSTEM,
@@ -426,7 +287,7 @@ def _publish(
         },
     )
     state.step = Step.commit
-    _inject(fault, Step.commit)
+    inject_fault(fault, Step.commit)
     session.commit()
     _remove_other_attempts(storage, job, attempt)
     record_job(JobStatus.succeeded.value, time.perf_counter() - state.started)
@@ -435,28 +296,10 @@ def _publish(
     return Outcome(status=JobStatus.succeeded, attempt=attempt, published=True)
 
 
-def _log_failure(state: _Attempt, exc: BaseException, *, transient: bool) -> None:
-    record_job_error(state.step.value)
-    log.error(
-        "job %s attempt %s failed at %s: %s",
-        state.job_id,
-        state.number,
-        state.step.value,
-        type(exc).__name__,
-        exc_info=exc,
-        extra={
-            "job_id": state.job_id,
-            "attempt": state.number,
-            "step": state.step.value,
-            "transient": transient,
-        },
-    )
-
-
 def _abort(session: SessionLike, storage: Storage, state: _Attempt, exc: Exception) -> Outcome:
     """End the attempt after an unexpected exception: failed, or TransientJobError."""
     transient = isinstance(exc, TRANSIENT)
-    _log_failure(state, exc, transient=transient)
+    log_failure(state.job_id, state.number, state.step, exc, transient=transient)
     try:
         session.rollback()
         if state.dir:
@@ -471,7 +314,7 @@ def _abort(session: SessionLike, storage: Storage, state: _Attempt, exc: Excepti
     except Exception as again:
         # Nowhere to write the failure: the job stays running until its heartbeat goes
         # stale and the reaper ends it.
-        _log_failure(state, again, transient=True)
+        log_failure(state.job_id, state.number, state.step, again, transient=True)
         raise TransientJobError(state.job_id, state.number, state.step) from again
     return Outcome(status=JobStatus.failed, attempt=state.number or 0, published=False)
 
@@ -481,26 +324,3 @@ def _remove_other_attempts(storage: Storage, job: Job, attempt: int) -> None:
     for child in job_dir.glob("attempt-*"):
         if child.name != f"attempt-{attempt}":
             storage.remove(str(child.relative_to(storage.root)))
-
-
-def fail_job(*, session: SessionLike, job_id: int, error: str) -> bool:
-    """Mark the job failed (retries exhausted, time limit); return whether it was still active."""
-    session.rollback()
-    job = session.get(Job, job_id)
-    if job is None:
-        return False
-    ended = _finish(session, job_id, job.attempt, JobStatus.failed, error=error)
-    if ended:
-        record(
-            session=session,
-            actor=SYSTEM,
-            action="job.failed",
-            object_type="job",
-            object_id=job_id,
-            project_id=job.project_id,
-            after={"error": error},
-        )
-    session.commit()
-    if ended:
-        record_job(JobStatus.failed.value, None)
-    return ended

@@ -15,18 +15,16 @@ from sqlalchemy import select
 from instrumentation import route_context
 from recon.cache_keys import analytics_key, job_key, job_state_key
 from recon.extensions import db
+from recon.jobs.attempts import fail_job
+from recon.jobs.failures import MAX_RETRIES, TransientJobError, failure_sentence
 from recon.jobs.models import Job
 from recon.jobs.reaper import Reaper
 from recon.jobs.runner import (
-    MAX_RETRIES,
     EngineSettings,
     Hooks,
     Outcome,
     PublishExceptions,
-    TransientJobError,
     execute_job,
-    fail_job,
-    failure_sentence,
 )
 from recon.jobs.service import QueueUnavailable
 

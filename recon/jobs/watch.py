@@ -139,3 +139,26 @@ class JobWatch:
                     .values(heartbeat_at=utcnow())
                 )
             return bool(conn.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+
+
+PROGRESS_EVERY = 0.5  # seconds between progress writes
+
+
+class ProgressReporter:
+    """Writes progress (and a heartbeat) at most every PROGRESS_EVERY seconds."""
+
+    def __init__(self, session: SessionLike, job_id: int, attempt: int) -> None:
+        self.session, self.job_id, self.attempt = session, job_id, attempt
+        self.last = 0.0
+
+    def progress(self, fraction: float, name: str) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY and fraction < 1.0:
+            return
+        self.last = now
+        self.session.execute(
+            update(Job)
+            .where(Job.id == self.job_id, Job.attempt == self.attempt)
+            .values(progress={"fraction": round(fraction, 4), "pass": name}, heartbeat_at=utcnow())
+        )
+        self.session.commit()
