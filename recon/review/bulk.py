@@ -24,13 +24,9 @@ from recon.errors import ValidationError
 from recon.jobs.models import Job
 from recon.projects.models import Project
 from recon.projects.settings import WRITE_OFF, RequireApproval, allowed_reason, project_settings
+from recon.review.listing import filtered_query
 from recon.review.models import OPEN_STATUSES, ExceptionKind, ExceptionStatus, ReconException
-from recon.review.service import (
-    CLOSED_STATUSES,
-    check_assignee,
-    decide_suggestion,
-    filtered_query,
-)
+from recon.review.service import CLOSED_STATUSES, check_assignee, decide_suggestion
 from recon.review.state import decisions_changed
 
 # An exception is frozen when a signed-off job on its pair holds it (recon.review.signoff).

@@ -2,13 +2,13 @@ import marshmallow as ma
 
 from recon.fields import Id, Money, RowNumber, Text
 from recon.pagination import KeysetArgsSchema, PageArgsSchema, page_schema
+from recon.review.listing import SORTS
 from recon.review.models import (
     ApprovalStatus,
     ExceptionKind,
     ExceptionStatus,
     ManualMatchStatus,
 )
-from recon.review.service import SORTS
 
 AGE = 100_000  # days: far beyond any exception's age, small enough for date arithmetic
 ACTIONS = ("assign", "resolve", "close", "reopen", "accept", "reject")

@@ -12,6 +12,7 @@ from recon.extensions import db
 from recon.pagination import PageArgsSchema
 from recon.review.approvals import decide_approval, get_approvals
 from recon.review.bulk import bulk_update
+from recon.review.listing import get_exception, get_exceptions
 from recon.review.manual import (
     create_manual_match,
     get_manual_match,
@@ -37,14 +38,7 @@ from recon.review.schemas import (
     ManualMatchPageSchema,
     ManualMatchSchema,
 )
-from recon.review.service import (
-    add_comment,
-    decide_suggestion,
-    get_comments,
-    get_exception,
-    get_exceptions,
-    update_exception,
-)
+from recon.review.service import add_comment, decide_suggestion, get_comments, update_exception
 
 blp = Blueprint(
     "review",

@@ -21,21 +21,13 @@ from recon.jobs.compare import differing_fields
 from recon.projects.service import get_members
 from recon.projects.settings import project_settings
 from recon.review.bulk import bulk_update
+from recon.review.listing import SORTS, get_counterparts, get_exception, get_exceptions
 from recon.review.models import ExceptionKind, ExceptionStatus, ReconException
 from recon.review.schemas import (
     CommentCreateSchema,
     ExceptionArgsSchema,
 )
-from recon.review.service import (
-    SORTS,
-    add_comment,
-    decide_suggestion,
-    get_comments,
-    get_counterparts,
-    get_exception,
-    get_exceptions,
-    update_exception,
-)
+from recon.review.service import add_comment, decide_suggestion, get_comments, update_exception
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import load
 from recon.workspace.render import STANDALONE, page

@@ -17,6 +17,7 @@ from recon.auth.guard import current_actor, current_project
 from recon.errors import APIError, ValidationError
 from recon.fields import Id
 from recon.projects.settings import project_settings
+from recon.review.listing import get_exceptions
 from recon.review.manual import (
     create_manual_match,
     get_balance,
@@ -25,7 +26,6 @@ from recon.review.manual import (
     undo_manual_match,
 )
 from recon.review.schemas import ManualMatchCreateSchema
-from recon.review.service import get_exceptions
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import field_errors, load
 from recon.workspace.render import STANDALONE, page
