@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -40,11 +41,8 @@ def server_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
     }
 
 
-@contextmanager
-def gunicorn(tmp: Path, **extra: str) -> Iterator[str]:
-    """Migrate a fresh database, serve wsgi:app, yield the base URL; always stop it."""
-    port = free_port()
-    env = server_env(tmp, port, **extra)
+def migrate(env: dict[str, str]) -> None:
+    """Upgrade the database ``env`` names to the latest migration."""
     subprocess.run(
         [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
         cwd=ROOT,
@@ -53,14 +51,58 @@ def gunicorn(tmp: Path, **extra: str) -> Iterator[str]:
         capture_output=True,
         timeout=120,
     )
-    log = (tmp / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(
+
+
+def start_gunicorn(
+    env: dict[str, str], out: IO[bytes], *, own_session: bool = False
+) -> subprocess.Popen:
+    """Start gunicorn with the shipped config, its output to ``out``; ``own_session`` puts it
+    in a process group of its own (one killpg takes the master and its workers)."""
+    return subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
         env=env,
-        stdout=log,
+        stdout=out,
         stderr=subprocess.STDOUT,
+        start_new_session=own_session,
     )
+
+
+def start_celery_worker(
+    queue: str, env: dict[str, str], out: IO[bytes], *, own_session: bool = False
+) -> subprocess.Popen:
+    """Start one Celery worker process (concurrency 1) reading ``queue``."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "recon.celery_worker",
+            "worker",
+            "-Q",
+            queue,
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=own_session,
+    )
+
+
+@contextmanager
+def gunicorn(tmp: Path, **extra: str) -> Iterator[str]:
+    """Migrate a fresh database, serve wsgi:app, yield the base URL; always stop it."""
+    port = free_port()
+    env = server_env(tmp, port, **extra)
+    migrate(env)
+    log = (tmp / "gunicorn.log").open("wb")
+    proc = start_gunicorn(env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ import requests
 
 from tests.faults.traffic import login, upload
 from tests.jobs.pipeline import wait_for
-from tests.servers import BIN, ROOT, free_port, gunicorn, server_env
+from tests.servers import free_port, gunicorn, migrate, server_env, start_gunicorn
 
 pytestmark = [pytest.mark.slow]
 PASSWORD = "crash-tests-password"
@@ -27,24 +27,10 @@ SETTINGS = {"RECON_ADMIN_PASSWORD": PASSWORD, "RECON_JOB_STALE_SECONDS": "4"}
 
 def _serve(tmp: Path, port: int, log: Path, **extra: str) -> subprocess.Popen:
     env = server_env(tmp, port, **SETTINGS, **extra)
-    subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    migrate(env)
     with log.open("wb") as out:
         # Its own session, so one killpg takes the master and its worker, no cleanup at all.
-        proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = start_gunicorn(env, out, own_session=True)
 
     def up() -> bool:
         try:

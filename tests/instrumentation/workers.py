@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from recon.cache import EXTENSION_KEY as CACHE_KEY
 from recon.cache import AppCacheMetrics, CacheService
 from recon.extensions import db
 from tests.conftest import AuthClient, Factory, app_config, migrate_schema
-from tests.servers import free_port
+from tests.servers import free_port, start_celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 # 3 x 3 records on one key within the tolerance: 9 candidate pairs, over the
@@ -164,26 +163,7 @@ def start_worker(
         **(env or {}),
     }
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "recon.celery_worker",
-                "worker",
-                "-Q",
-                queue,
-                "--concurrency=1",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-            ],
-            cwd=ROOT,
-            env=worker_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_celery_worker(queue, worker_env, out)
     with producer.app_context():
         factory = Factory(producer)
         user = factory.user()

@@ -11,7 +11,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from tests.conftest import (
 )
 from tests.jobs.pipeline import FINISHED, wait_for
 from tests.jobs.test_jobs_api import LEFT, RIGHT, RULES
+from tests.servers import start_celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,27 +74,7 @@ def world(tmp_path: Path, redis_url: str) -> Iterator[dict]:
 
     def start_worker(**extra_env: str) -> subprocess.Popen:
         with open(tmp_path / f"worker-{len(workers)}.log", "wb") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "recon.celery_worker",
-                    "worker",
-                    "-Q",
-                    queue,
-                    "--concurrency=1",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel=INFO",
-                ],
-                cwd=ROOT,
-                env={**env, **extra_env},
-                start_new_session=True,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            proc = start_celery_worker(queue, {**env, **extra_env}, log, own_session=True)
         workers.append(proc)
         return proc
 
