@@ -19,8 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +26,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "engine")]
 
-import sqlalchemy as sa  # noqa: E402
-from data import RECIPES, generate  # noqa: E402 - bench-local module
+from data import RECIPES  # noqa: E402 - bench-local module
+from stored import bench_app, store_sources, throwaway_database  # noqa: E402 - bench-local module
 
 # The two-pass recipe (exact and tolerant on key, breaks): the figures in the README.
 RULES = RECIPES["two_pass"]["rules"]
-from flask_migrate import upgrade  # noqa: E402
 
-from recon import create_app  # noqa: E402
 from recon.engine import run_reconciliation  # noqa: E402
 from recon.extensions import db  # noqa: E402
 from recon.jobs.models import Job, JobStatus  # noqa: E402
@@ -43,67 +39,6 @@ from recon.projects.models import Project  # noqa: E402
 from recon.review.models import ReconException  # noqa: E402
 from recon.review.publish import publish_exceptions  # noqa: E402
 from recon.sources.models import Source  # noqa: E402
-from recon.sources.parsing import ingest_file  # noqa: E402
-
-
-@contextmanager
-def postgres(url: str) -> Any:
-    base = sa.make_url(url)
-    name = f"recon_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-def make_app(tmp: Path, url: str) -> Any:
-    app = create_app(
-        {
-            "RECON_DATABASE_URL": url,
-            "RECON_DATA_DIR": str(tmp / "data"),
-            "RECON_REDIS_URL": None,
-            "RECON_ADMIN_PASSWORD": None,
-            "RECON_JOB_RUNNER": "inline",
-        }
-    )
-    with app.app_context():
-        upgrade()
-        db.session.remove()
-    return app
-
-
-def sources(storage: Any, tmp: Path, project: Project, rows: int) -> list[Source]:
-    left_csv, right_csv = generate(tmp, rows, 7, "two_pass")
-    out_sources = []
-    for name, csv in (("left", left_csv), ("right", right_csv)):
-        out = storage.path(f"projects/{project.id}/sources/{name}.parquet")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        result = ingest_file(csv, out, filename=csv.name, temp_dir=storage.tmp_dir)
-        source = Source(
-            project_id=project.id,
-            name=name,
-            filename=csv.name,
-            format="csv",
-            sha256=name * 8,
-            size_bytes=csv.stat().st_size,
-            row_count=result.row_count,
-            options=result.detected_options,
-            mapping=result.mapping,
-            schema=result.schema,
-            columns=list(result.columns),
-            amount_scale=result.amount_scale,
-            sums=result.sums,
-            path=str(out.relative_to(storage.root)),
-        )
-        db.session.add(source)
-        out_sources.append(source)
-    db.session.flush()
-    return out_sources
 
 
 def new_job(project: Project, left: Source, right: Source) -> Job:
@@ -139,7 +74,7 @@ def publish(
 
 
 def run(label: str, tmp: Path, url: str, rows: int, repeat: int) -> None:
-    app = make_app(tmp, url)
+    app = bench_app(url, tmp / "data")
     with app.app_context():
         storage = app.extensions["recon_storage"]
         results = tmp / "results.parquet"
@@ -149,7 +84,7 @@ def run(label: str, tmp: Path, url: str, rows: int, repeat: int) -> None:
             project = Project(name=f"bench {attempt}", description="")
             db.session.add(project)
             db.session.flush()
-            left, right = sources(storage, tmp, project, rows)
+            left, right = store_sources(storage, tmp, project, rows)
             started = time.perf_counter()
             run_reconciliation(
                 storage.path(left.path),
@@ -189,7 +124,7 @@ def main() -> None:
             if name == "sqlite":
                 run("sqlite", Path(tmp), f"sqlite:///{tmp}/bench.db", args.rows, args.repeat)
             else:
-                with postgres(args.postgres) as url:
+                with throwaway_database(args.postgres, "recon_bench") as url:
                     run("postgres", Path(tmp), url, args.rows, args.repeat)
 
 

@@ -41,6 +41,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench" / "engine"))
+
+from stored import throwaway_database  # noqa: E402 - bench-local module
+
 BIN = Path(sys.executable).parent
 PG_URL = os.environ.get(
     "RECON_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -105,24 +109,6 @@ class Redis:
 
 
 @contextmanager
-def database() -> Iterator[str]:
-    import sqlalchemy as sa
-    from sqlalchemy.engine import make_url
-
-    base = make_url(PG_URL)
-    name = f"recon_load_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@contextmanager
 def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -155,7 +141,7 @@ def stack(tmp: Path) -> Iterator[Stack]:
         redis = Redis(tmp)
         redis.start()
         stop.callback(redis.stop)
-        url = stop.enter_context(database())
+        url = stop.enter_context(throwaway_database(PG_URL, "recon_load"))
         port = free_port()
         env = {
             **os.environ,

@@ -36,12 +36,12 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "engine"))
 
-from data import RECIPES, generate  # noqa: E402 - bench-local module
+from data import RECIPES  # noqa: E402 - bench-local module
+from stored import bench_app, store_sources  # noqa: E402 - bench-local module
 
 # The two-pass recipe (exact and tolerant on key, breaks): the figures in the README.
 RULES = RECIPES["two_pass"]["rules"]
 
-from recon import create_app  # noqa: E402
 from recon.engine import run_reconciliation  # noqa: E402
 from recon.extensions import db  # noqa: E402
 from recon.jobs.models import Job, JobStatus  # noqa: E402
@@ -52,7 +52,6 @@ from recon.review.export import export_job  # noqa: E402
 from recon.review.models import ManualMatch, ReconException  # noqa: E402
 from recon.review.state import applied_overrides, compute_state, overrides  # noqa: E402
 from recon.sources.models import Source  # noqa: E402
-from recon.sources.parsing import ingest_file  # noqa: E402
 
 
 def timed(call: Any, repeat: int) -> float:
@@ -65,48 +64,13 @@ def timed(call: Any, repeat: int) -> float:
 
 
 def build(tmp: Path, rows: int, decisions: int) -> tuple[Any, int]:
-    app = create_app(
-        {
-            "RECON_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
-            "RECON_DATA_DIR": str(tmp / "data"),
-            "RECON_REDIS_URL": None,
-            "RECON_ADMIN_PASSWORD": None,
-            "RECON_JOB_RUNNER": "inline",
-        }
-    )
-    from flask_migrate import upgrade
-
+    app = bench_app(f"sqlite:///{tmp / 'bench.db'}", tmp / "data")
     with app.app_context():
-        upgrade()
         storage = app.extensions["recon_storage"]
-        left_csv, right_csv = generate(tmp, rows, 7, "two_pass")
         project = Project(name="bench", description="")
         db.session.add(project)
         db.session.flush()
-        sources = []
-        for name, csv in (("left", left_csv), ("right", right_csv)):
-            out = storage.path(f"projects/{project.id}/sources/{name}.parquet")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            result = ingest_file(csv, out, filename=csv.name, temp_dir=storage.tmp_dir)
-            source = Source(
-                project_id=project.id,
-                name=name,
-                filename=csv.name,
-                format="csv",
-                sha256=name * 8,
-                size_bytes=csv.stat().st_size,
-                row_count=result.row_count,
-                options=result.detected_options,
-                mapping=result.mapping,
-                schema=result.schema,
-                columns=list(result.columns),
-                amount_scale=result.amount_scale,
-                sums=result.sums,
-                path=str(out.relative_to(storage.root)),
-            )
-            db.session.add(source)
-            sources.append(source)
-        db.session.flush()
+        sources = store_sources(storage, tmp, project, rows)
         job = Job(
             project_id=project.id,
             left_source_id=sources[0].id,
