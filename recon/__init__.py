@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from recon import config as settings
 from recon import logs, web
 from recon.db_decimal import register_sqlite
+from recon.db_types import reading
 from recon.errors import Conflict
 from recon.extensions import api, db, migrate
 from recon.problems import register_error_handlers
@@ -125,14 +126,15 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
 
 def sqlite_begin() -> str:
-    """The BEGIN for a new SQLite transaction: deferred for a request that only reads, so
-    it reads its WAL snapshot while a job publishes; IMMEDIATE for everything else.
+    """The BEGIN for a new SQLite transaction: deferred for a request that only reads (or a
+    block in ``reading_only``), so it reads its WAL snapshot while a job publishes;
+    IMMEDIATE for everything else.
 
     IMMEDIATE takes the write lock up front (waiting up to busy_timeout): a deferred
     transaction that reads and then writes fails at once if another connection wrote in
     between, which is what writers (POST/PATCH/DELETE, jobs, the CLI) must not risk.
     """
-    if has_request_context() and request.method in READ_METHODS:
+    if reading() or (has_request_context() and request.method in READ_METHODS):
         return "BEGIN"
     return "BEGIN IMMEDIATE"
 

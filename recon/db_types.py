@@ -1,7 +1,10 @@
-"""Column types shared by the models."""
+"""Column types shared by the models, the session type, and read-only blocks for SQLite."""
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -34,3 +37,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # What services accept: a plain Session (tests, scripts) or Flask-SQLAlchemy's scoped proxy.
 SessionLike: TypeAlias = Session | scoped_session[Any]
+
+
+# Set while a block only reads: its SQLite transactions begin deferred (no write lock).
+_READING = contextvars.ContextVar("recon_sqlite_reading", default=False)
+
+
+@contextmanager
+def reading_only() -> Iterator[None]:
+    """Begin the block's SQLite transactions deferred: they read a WAL snapshot and take no
+    write lock (for work outside a request that only reads, such as a job's cancel poll)."""
+    token = _READING.set(True)
+    try:
+        yield
+    finally:
+        _READING.reset(token)
+
+
+def reading() -> bool:
+    """Whether the current block only reads (``reading_only``)."""
+    return _READING.get()

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
-from recon.db_types import SessionLike, utcnow
+from recon.db_types import SessionLike, reading_only, utcnow
 from recon.jobs.models import Job, JobStatus
 
 log = logging.getLogger("recon.jobs")
@@ -127,18 +127,23 @@ class JobWatch:
 
     def _tick(self, beat: bool) -> bool:
         assert self.bind is not None
+        if not beat:  # only the cancel flag: a read, which on SQLite takes no write lock
+            with reading_only(), self.bind.begin() as conn:
+                return self._cancel_requested(conn)
         with self.bind.begin() as conn:
-            if beat:
-                conn.execute(
-                    update(Job)
-                    .where(
-                        Job.id == self.job_id,
-                        Job.attempt == self.attempt,
-                        Job.status == JobStatus.running,
-                    )
-                    .values(heartbeat_at=utcnow())
+            conn.execute(
+                update(Job)
+                .where(
+                    Job.id == self.job_id,
+                    Job.attempt == self.attempt,
+                    Job.status == JobStatus.running,
                 )
-            return bool(conn.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+                .values(heartbeat_at=utcnow())
+            )
+            return self._cancel_requested(conn)
+
+    def _cancel_requested(self, conn: Connection) -> bool:
+        return bool(conn.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
 
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
