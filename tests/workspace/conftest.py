@@ -189,6 +189,12 @@ class Browsing:
     def url(self, path: str) -> str:
         return self.server.base + path
 
+    def follow(self, selector: str) -> None:
+        """Click a link and wait for the new page's load event: htmx wires the page's forms
+        on load, and what is typed or picked before that sends nothing."""
+        with self.page.expect_navigation():
+            self.page.click(selector)
+
     def shot(self, name: str, full_page: bool = True) -> Path:
         path = SHOTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=full_page)

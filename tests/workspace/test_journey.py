@@ -49,7 +49,7 @@ def test_journey(browsing: Browsing, tmp_path) -> None:  # noqa: PLR0915 - one s
 
     # Upload the bank statement, with a wrong date format chosen first: every day past the
     # 12th is a row problem, shown as a table; the choices made survive the fix.
-    page.click("nav.tabs >> text=Upload")
+    b.follow("nav.tabs >> text=Upload")
     page.fill("#date_format", "%m/%d/%Y")
     page.fill("#map_description", "Narrative")
     page.set_input_files("#file", str(tmp_path / "bank-march.csv"))
@@ -77,7 +77,7 @@ def test_journey(browsing: Browsing, tmp_path) -> None:  # noqa: PLR0915 - one s
     b.shot("05-source")
 
     # The ledger: its key column has a name recon does not guess.
-    page.click("nav.tabs >> text=Upload")
+    b.follow("nav.tabs >> text=Upload")
     page.set_input_files("#file", str(tmp_path / "ledger-march.csv"))
     page.wait_for_selector("#preview")
     page.fill("#name", "Ledger March")
@@ -87,7 +87,7 @@ def test_journey(browsing: Browsing, tmp_path) -> None:  # noqa: PLR0915 - one s
     page.wait_for_selector("h1:has-text('Ledger March')")
 
     # Rules: start from the demo's preset, make a mistake, see it beside its field, fix it.
-    page.click("nav.tabs >> text=Rule sets")
+    b.follow("nav.tabs >> text=Rule sets")
     page.select_option("#preset", label="demo: monthly bank reconciliation")
     page.click("text=Load preset")
     page.wait_for_selector("#p3-name")
@@ -126,10 +126,7 @@ def test_journey(browsing: Browsing, tmp_path) -> None:  # noqa: PLR0915 - one s
     assert b.axe() == []
 
     # Results: the breaks, one compared with its counterpart, the differing amount marked.
-    page.click("text=Explore the results")
-    # Loaded, not only parsed: htmx wires the filters on load, and a change made before
-    # that sends nothing (the journey then waited for a URL that never came).
-    page.wait_for_url(f"**/jobs/{jid}/results**")
+    b.follow("text=Explore the results")
     page.select_option("#f-status", "break")
     page.wait_for_url("**status=break**")  # pushed once the filtered table is in
     page.locator("#results button:has-text('Compare')").first.click()
