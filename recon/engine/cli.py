@@ -69,6 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--threads", type=int, default=None, help="DuckDB threads (default: one per core)"
     )
+    rec.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        help="split both sides by key hash into N parts, run the leading key passes of each "
+        "part in its own process and the rest on what they leave; the results equal the "
+        "single run's (default 1: one run)",
+    )
+    rec.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="processes for --partitions (default: one per part, at most one per core)",
+    )
     return parser
 
 
@@ -153,12 +167,19 @@ def _table(summary: dict[str, Any]) -> str:
         f"breaks {summary['breaks']}, match rate {summary['match_rate']:.2%}, "
         f"duplicate keys {summary['duplicate_keys']['left']}/{summary['duplicate_keys']['right']}, "
         f"time {summary['duration_seconds']:.2f} s"
+        + (f", {summary['partitions']} partitions" if "partitions" in summary else "")
     )
     return "\n".join(lines)
 
 
 def reconcile(args: argparse.Namespace) -> int:
     from recon.engine import run_reconciliation
+    from recon.engine.partition import MAX_PARTITIONS, run_partitioned
+
+    if not 1 <= args.partitions <= MAX_PARTITIONS:
+        raise InputError(f"--partitions must be between 1 and {MAX_PARTITIONS}")
+    if args.processes is not None and args.processes < 1:
+        raise InputError("--processes must be at least 1")
 
     try:
         rules = json.loads(args.rules.read_text(encoding="utf-8"))
@@ -173,15 +194,19 @@ def reconcile(args: argparse.Namespace) -> int:
         work = Path(tmp)
         left, right = _canonical_both((args.left, left_options), (args.right, right_options), work)
         results = args.out / "results.parquet"
-        summary = run_reconciliation(
-            left,
-            right,
-            rules,
-            results,
-            memory_limit=args.memory_limit,
-            temp_dir=work,
-            threads=args.threads,
-        )
+        settings = {"memory_limit": args.memory_limit, "temp_dir": work, "threads": args.threads}
+        if args.partitions > 1:
+            summary = run_partitioned(
+                left,
+                right,
+                rules,
+                results,
+                partitions=args.partitions,
+                processes=args.processes,
+                **settings,
+            )
+        else:
+            summary = run_reconciliation(left, right, rules, results, **settings)
         if args.csv:
             _write_csvs(results, left, right, args.out)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

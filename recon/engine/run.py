@@ -1,11 +1,18 @@
-"""run_reconciliation: rules and two canonical Parquet files in, results and a summary out."""
+"""run_reconciliation: rules and two canonical Parquet files in, results and a summary out.
+
+The stages a run is made of (opening both sides, the pass loop, the summary)
+are shared with the partitioned plan (partition.py), which runs the same
+passes on parts of the sources and merges them into the same results.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ from recon.engine.rules import Rules, validate_rules
 from recon.engine.settle import (
     PAIRS,
     REPEATED,
+    Settled,
     break_pairs_sql,
     matched_pairs_sql,
     settle_unique_keys,
@@ -33,6 +41,93 @@ from recon.engine.settle import (
 
 Progress = Callable[[float, str], None]
 SEMI_REPEATED = f"SEMI JOIN {REPEATED} x ON p.k = x.k"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a run may use the machine, and how it reports and stops (see run_reconciliation)."""
+
+    memory_limit: str = "1GB"
+    temp_dir: Path | None = None
+    threads: int | None = None
+    max_candidates: int = 50_000_000
+    progress: Progress | None = None
+    should_cancel: Callable[[], bool] | None = None
+    on_connection: Callable[[Any], None] | None = None
+
+
+@dataclass
+class Stage:
+    """Both sides loaded into one DuckDB connection, and the validated rules."""
+
+    con: Any
+    spec: Rules
+    sides: tuple[Side, Side]
+    scale: int
+    settings: Settings
+    records: list[str] = field(default_factory=list)
+
+    @property
+    def pass_names(self) -> list[str]:
+        return [p.name for p in self.spec.passes]
+
+    @property
+    def total_rows(self) -> int:
+        return self.sides[0].rows + self.sides[1].rows
+
+    def checkpoint(self, done: int, name: str) -> None:
+        _checkpoint(self.settings, self.spec, done, name)
+
+
+def _checkpoint(settings: Settings, spec: Rules, done: int, name: str) -> None:
+    """Stop here when the caller asked to; else report done steps as progress."""
+    if settings.should_cancel is not None and settings.should_cancel():
+        raise EngineCancelled(f"cancelled before {name}")
+    if settings.progress is not None:
+        # Steps: loading, each pass, the breaks and the write.
+        settings.progress(done / (len(spec.passes) + 3), name)
+
+
+def checked_rules(left: Path, right: Path, rules: dict[str, Any]) -> Rules:
+    """The rules validated against the fields both sources carry."""
+    # Rules may compare the extra fields both sources carry.
+    fields = source_fields(left) & source_fields(right)
+    return Rules.from_normalised(validate_rules(rules, fields=fields))
+
+
+@contextmanager
+def open_stage(
+    left: Path, right: Path, rules: dict[str, Any], out_dir: Path, settings: Settings
+) -> Iterator[Stage]:
+    """Validate the inputs, load both sides and yield the stage; close it all afterwards."""
+    spec = checked_rules(left, right, rules)
+    for name, path in (("left", left), ("right", right)):
+        if not path.is_file():
+            raise EngineError(f"{name} source {path} does not exist")
+    if not out_dir.is_dir():
+        raise EngineError(f"output directory {out_dir} does not exist")
+    left_scale = amount_scale(left, "left")
+    right_scale = amount_scale(right, "right")
+    scale = common_scale(left_scale, right_scale, spec)
+    base = settings.temp_dir if settings.temp_dir is not None else Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="recon-engine-", dir=base))
+    con = connect(memory_limit=settings.memory_limit, temp_dir=work_dir, threads=settings.threads)
+    hold = settings.on_connection or (lambda _con: None)
+    hold(con)
+    try:
+        _checkpoint(settings, spec, 0, "load")
+        sides = (
+            load_side(con, "left", left, left_scale, scale, spec),
+            load_side(con, "right", right, right_scale, scale, spec),
+        )
+        stage = Stage(con, spec, sides, scale, settings)
+        create_types(con, stage.pass_names)
+        yield stage
+    finally:
+        hold(None)
+        con.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def run_reconciliation(
@@ -55,89 +150,36 @@ def run_reconciliation(
     it closes, so another thread can ``interrupt()`` a running statement (a cancel).
     """
     started = time.perf_counter()
-    left_path, right_path, out = Path(left), Path(right), Path(out_path)
-    # Rules may compare the extra fields both sources carry.
-    fields = source_fields(left_path) & source_fields(right_path)
-    spec = Rules.from_normalised(validate_rules(rules, fields=fields))
-    for name, path in (("left", left_path), ("right", right_path)):
-        if not path.is_file():
-            raise EngineError(f"{name} source {path} does not exist")
-    if not out.parent.is_dir():
-        raise EngineError(f"output directory {out.parent} does not exist")
-    left_scale = amount_scale(left_path, "left")
-    right_scale = amount_scale(right_path, "right")
-    scale = common_scale(left_scale, right_scale, spec)
-    steps = len(spec.passes) + 3
-    report = progress or (lambda _f, _n: None)
-
-    def checkpoint(done: int, name: str) -> None:
-        if should_cancel is not None and should_cancel():
-            raise EngineCancelled(f"cancelled before {name}")
-        report(done / steps, name)
-
-    base = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="recon-engine-", dir=base))
-    con = connect(memory_limit=memory_limit, temp_dir=work_dir, threads=threads)
-    hold = on_connection or (lambda _con: None)
-    hold(con)
-    try:
-        checkpoint(0, "load")
-        sides = (
-            load_side(con, "left", left_path, left_scale, scale, spec),
-            load_side(con, "right", right_path, right_scale, scale, spec),
-        )
-        pass_names = [p.name for p in spec.passes]
-        create_types(con, pass_names)
-        settled = settle_unique_keys(con, spec, sides, scale) if worth_settling(spec) else None
+    out = Path(out_path)
+    settings = Settings(
+        memory_limit=memory_limit,
+        temp_dir=Path(temp_dir) if temp_dir is not None else None,
+        threads=threads,
+        max_candidates=max_candidates,
+        progress=progress,
+        should_cancel=should_cancel,
+        on_connection=on_connection,
+    )
+    with open_stage(Path(left), Path(right), rules, out.parent, settings) as stage:
+        con, spec, sides = stage.con, stage.spec, stage.sides
+        settled = None
+        if worth_settling(spec):
+            settled = settle_unique_keys(con, spec, sides, stage.scale)
         lead = settled.leading if settled else 0
         # With settled pairs the pools start as the records whose key repeats on a side.
-        pools = _sources(sides)
+        pools = sources(sides)
         if settled:
-            pools = _pools(con, pools, "repeat", SEMI_REPEATED)
-        complete = settled is None  # whether the pools hold every record not matched yet
-        records: list[str] = []
-        total_rows = sides[0].rows + sides[1].rows
-        pass_summaries = []
-        for i, p in enumerate(spec.passes):
-            checkpoint(1 + i, p.name)
-            if not complete and i >= lead:
-                pools = _remaining(con, pools, sides, records)
-                complete = True
-            records.append(f"pass_records_{i}")
-            if p.cardinality == "one_to_one":
-                result = run_pair_pass(
-                    con,
-                    p,
-                    pools[0],
-                    pools[1],
-                    scale=scale,
-                    max_candidates=max_candidates,
-                    threads=threads,
-                    out=records[-1],
-                    settled=settled.counts[i] if settled and i < lead else None,
-                )
-            else:
-                result = run_group_pass(
-                    con,
-                    p,
-                    pools[0],
-                    pools[1],
-                    scale=scale,
-                    max_candidates=max_candidates,
-                    out=records[-1],
-                )
-            pass_summaries.append(
-                _pass_summary(p.name, p.action, p.cardinality, result, total_rows)
-            )
-            if result.matches:
-                pools = _shrink(con, pools, records[-1], i)
-        checkpoint(1 + len(spec.passes), "break")
+            pools = pools_where(con, pools, "repeat", SEMI_REPEATED)
+        pools, complete, pass_summaries = match_passes(
+            stage, range(len(spec.passes)), pools, settled=settled, complete=settled is None
+        )
+        records = stage.records
+        stage.checkpoint(1 + len(spec.passes), "break")
         settled_breaks = None
         if settled and settled.breaks:
             settled_breaks = break_pairs_sql(records[lead:])
             if complete:  # the unique-key records can only pair among themselves
-                pools = _pools(con, pools, "break", SEMI_REPEATED)
+                pools = pools_where(con, pools, "break", SEMI_REPEATED)
         elif not complete and spec.break_on:
             pools = _remaining(con, pools, sides, records)
         records.append("break_records")
@@ -147,45 +189,104 @@ def run_reconciliation(
             pools[0],
             pools[1],
             sides,
-            max_candidates=max_candidates,
+            max_candidates=settings.max_candidates,
             out=records[-1],
             settled=settled_breaks,
         )
-        _drop_pools(con, pools)
-        checkpoint(2 + len(spec.passes), "write")
+        drop_pools(con, pools)
+        stage.checkpoint(2 + len(spec.passes), "write")
         suggest = [i for i, p in enumerate(spec.passes[:lead]) if p.action == "suggest"]
         queries = tuple(
             [record_table_sql(r, side) for r in records]
             + ([matched_pairs_sql(side, suggest)] if lead else [])
             for side in ("left", "right")
         )
-        left_summary, right_summary = write_results(
-            con, sides, (queries[0], queries[1]), pass_names, scale, out
+        written = write_results(
+            con, sides, (queries[0], queries[1]), stage.pass_names, stage.scale, out
         )
-    finally:
-        hold(None)
-        con.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
-    report(1.0, "done")
-    matched = (
-        left_summary["by_status"]["matched"]["rows"] + right_summary["by_status"]["matched"]["rows"]
-    )
+        total_rows = stage.total_rows
+    if progress is not None:
+        progress(1.0, "done")
+    return summary(written, pass_summaries, breaks, stage.scale, total_rows, started)
+
+
+def summary(
+    sides: tuple[dict[str, Any], dict[str, Any]],
+    pass_summaries: list[dict[str, Any]],
+    breaks: int,
+    scale: int,
+    total_rows: int,
+    started: float,
+) -> dict[str, Any]:
+    """The run's summary from both sides' summaries (results.write_results) and the passes'."""
+    left, right = sides
+    matched = left["by_status"]["matched"]["rows"] + right["by_status"]["matched"]["rows"]
     return {
-        "left": {k: v for k, v in left_summary.items() if k != "duplicate_keys"},
-        "right": {k: v for k, v in right_summary.items() if k != "duplicate_keys"},
+        "left": {k: v for k, v in left.items() if k != "duplicate_keys"},
+        "right": {k: v for k, v in right.items() if k != "duplicate_keys"},
         "match_rate": round(matched / total_rows, 4) if total_rows else 0.0,
         "passes": pass_summaries,
         "breaks": breaks,
-        "duplicate_keys": {
-            "left": left_summary["duplicate_keys"],
-            "right": right_summary["duplicate_keys"],
-        },
+        "duplicate_keys": {"left": left["duplicate_keys"], "right": right["duplicate_keys"]},
         "amount_scale": scale,
         "duration_seconds": round(time.perf_counter() - started, 3),
     }
 
 
-def _pass_summary(
+def match_passes(
+    stage: Stage,
+    indices: range,
+    pools: list[str],
+    *,
+    settled: Settled | None,
+    complete: bool,
+) -> tuple[list[str], bool, list[dict[str, Any]]]:
+    """Run the passes of indices in order on the pools; each adds a record table to stage.records.
+
+    ``complete`` says whether the pools hold every record not matched yet (with
+    settled pairs they start as the repeated-key records only). Returns the
+    pools after the passes, whether they are complete, and the passes' summaries.
+    """
+    con, spec, sides = stage.con, stage.spec, stage.sides
+    lead = settled.leading if settled else 0
+    records = stage.records
+    summaries = []
+    for i in indices:
+        p = spec.passes[i]
+        stage.checkpoint(1 + i, p.name)
+        if not complete and i >= lead:
+            pools = _remaining(con, pools, sides, records)
+            complete = True
+        records.append(f"pass_records_{i}")
+        if p.cardinality == "one_to_one":
+            result = run_pair_pass(
+                con,
+                p,
+                pools[0],
+                pools[1],
+                scale=stage.scale,
+                max_candidates=stage.settings.max_candidates,
+                threads=stage.settings.threads,
+                out=records[-1],
+                settled=settled.counts[i] if settled and i < lead else None,
+            )
+        else:
+            result = run_group_pass(
+                con,
+                p,
+                pools[0],
+                pools[1],
+                scale=stage.scale,
+                max_candidates=stage.settings.max_candidates,
+                out=records[-1],
+            )
+        summaries.append(pass_summary(p.name, p.action, p.cardinality, result, stage.total_rows))
+        if result.matches:
+            pools = _shrink(con, pools, records[-1], i)
+    return pools, complete, summaries
+
+
+def pass_summary(
     name: str, action: str, cardinality: str, result: PassResult, total_rows: int
 ) -> dict[str, Any]:
     rows = result.left_rows + result.right_rows
@@ -202,18 +303,18 @@ def _pass_summary(
     }
 
 
-def _sources(sides: tuple[Side, Side]) -> list[str]:
+def sources(sides: tuple[Side, Side]) -> list[str]:
     return [sides[0].table, sides[1].table]
 
 
-def _pools(con: Any, pools: Sequence[str], tag: str, condition: str) -> list[str]:
+def pools_where(con: Any, pools: Sequence[str], tag: str, condition: str) -> list[str]:
     """New pools holding the records of the given ones that meet condition (alias p)."""
     out = []
     for side, pool in zip(("left", "right"), pools, strict=True):
         table = f"{side[0]}_pool_{tag}"
         con.execute(f"CREATE TEMP TABLE {table} AS SELECT p.* FROM {pool} p {condition}")  # noqa: S608
         out.append(table)
-    _drop_pools(con, pools)
+    drop_pools(con, pools)
     return out
 
 
@@ -221,7 +322,7 @@ def _remaining(
     con: Any, pools: list[str], sides: tuple[Side, Side], records: list[str]
 ) -> list[str]:
     """Pools of every record that neither a settled pair nor a record table matched."""
-    _drop_pools(con, pools)
+    drop_pools(con, pools)
     out = []
     for side, column in (("left", "lrow"), ("right", "rrow")):
         taken = [f"SELECT {column} AS row FROM {PAIRS} WHERE pidx IS NOT NULL"]  # noqa: S608
@@ -247,11 +348,11 @@ def _shrink(con: Any, pools: list[str], records: str, index: int) -> list[str]:
                 ON p.row = a.row"""  # noqa: S608
         )
         out.append(table)
-    _drop_pools(con, pools)
+    drop_pools(con, pools)
     return out
 
 
-def _drop_pools(con: Any, pools: Sequence[str]) -> None:
+def drop_pools(con: Any, pools: Sequence[str]) -> None:
     for pool in pools:
         if "_pool_" in pool:  # the source tables stay: the results are built from them
             con.execute(f"DROP TABLE {pool}")

@@ -225,3 +225,38 @@ def test_two_bad_csv_files_parsed_together_report_the_left_one(
     assert code == 2
     assert "not-a-number" in err and "someday" not in err
     assert not (out / "results.parquet").exists()
+
+
+def test_reconcile_in_partitions_writes_the_same_results(
+    inputs: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    left, right, rules = inputs
+    common = ["reconcile", str(left), str(right), "--rules", str(rules), "--out"]
+    assert main([*common, str(tmp_path / "one")]) == 0
+    assert main([*common, str(tmp_path / "parts"), "--partitions", "3", "--processes", "1"]) == 0
+    assert "3 partitions" in capsys.readouterr().out
+    one, parts = (tmp_path / "one" / "results.parquet"), (tmp_path / "parts" / "results.parquet")
+    assert one.read_bytes() == parts.read_bytes()
+    summary = json.loads((tmp_path / "parts" / "summary.json").read_text())
+    assert summary["partitions"] == 3 and summary["breaks"] == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--partitions", "0"], "--partitions must be between 1 and 256"),
+        (["--partitions", "2", "--processes", "0"], "--processes must be at least 1"),
+    ],
+)
+def test_reconcile_refuses_bad_partition_options(
+    inputs: tuple[Path, Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: list[str],
+    message: str,
+) -> None:
+    left, right, rules = inputs
+    args = ["reconcile", str(left), str(right), "--rules", str(rules), "--out", str(tmp_path / "o")]
+    assert main([*args, *option]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.parquet").exists()
