@@ -23,6 +23,9 @@ def celery_config(app: Flask) -> dict[str, Any]:
     return {
         "broker_url": app.config["RECON_REDIS_URL"],
         "task_ignore_result": True,
+        # Results only for the parts of a partitioned job: a chord's reduce receives them.
+        "result_backend": app.config["RECON_REDIS_URL"],
+        "result_expires": 24 * 3600,
         "task_default_queue": app.config["RECON_JOB_QUEUE"],
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -34,6 +37,10 @@ def celery_config(app: Flask) -> dict[str, Any]:
         # An unacknowledged job goes back to the queue this long after its worker died.
         "broker_transport_options": {
             "visibility_timeout": app.config["RECON_JOB_VISIBILITY_TIMEOUT"],
+            # Look for messages of dead workers every 10 s (kombu's default: every 100 s),
+            # so a lost part of a partitioned job is redelivered soon after its timeout.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
         },
         "broker_connection_timeout": 2,
         "broker_connection_retry_on_startup": True,

@@ -37,6 +37,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _partitions(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 256:
+        raise ValueError("must be between 0 and 256")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 65535:
@@ -213,6 +220,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("RECON_JOB_THREADS", _positive_int, "2", "jobs run at once by the in-process runner"),
     Setting(
+        "RECON_PARTITION_ROWS",
+        _positive_int,
+        "5000000",
+        "on Celery, a job with more records than this on a side runs in partitions (a chord)",
+    ),
+    Setting(
+        "RECON_JOB_PARTITIONS",
+        _partitions,
+        "0",
+        "partitions of such a job; 0 = one per RECON_PARTITION_ROWS records of the bigger "
+        "side (2 to 64)",
+    ),
+    Setting(
         "RECON_JOB_TIME_LIMIT",
         _duration,
         "1h",
@@ -235,6 +255,12 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         "0",
         "seconds a job waits after its claim: fault injection for drills and tests",
+    ),
+    Setting(
+        "RECON_JOB_PAUSE_IN_PART",
+        float,
+        "0",
+        "seconds each partition of a job waits before it runs: fault injection for drills",
     ),
     Setting(
         "RECON_JOB_QUEUE",

@@ -41,7 +41,7 @@ from recon.storage import Storage
 
 log = logging.getLogger("recon.jobs")
 
-JOB_TMP = re.compile(r"^job-(\d+)-attempt-(\d+)$")
+JOB_TMP = re.compile(r"^job-(\d+)-attempt-(\d+)(?:-part-\d+)?$")
 
 
 def stale_sentence(stale_seconds: int, *, attempts: int | None = None) -> str:

@@ -63,6 +63,11 @@ class EngineSettings:
     # Fault injection: "<step>" or "<step>:transient" raises at that step (RECON_JOB_FAULT).
     fault: str | None = None
     heartbeat_seconds: float = 20.0
+    # A job with more records than this on a side runs in partitions (recon.jobs.partitioned).
+    partition_rows: int = 5_000_000
+    partitions: int = 0  # 0: one per partition_rows records of the bigger side
+    # Fault injection: hold each partition of a job (a drill kills its worker mid-map).
+    pause_in_part: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Outcome:
 
 
 @dataclass
-class _Attempt:
+class Attempt:
     """One attempt of a job, as the pipeline's steps share it."""
 
     job_id: int
@@ -99,6 +104,9 @@ class Hooks:
 
     publish: PublishExceptions
     published: Callable[[Job], None] | None = None
+    # Celery only: split the job and send its parts as a chord; None when the job is
+    # small enough for one run (recon.jobs.partitioned.start_parts, with the dispatch bound).
+    partition: Callable[..., Outcome | None] | None = None
 
 
 def execute_job(
@@ -114,15 +122,15 @@ def execute_job(
     Every failure ends the attempt: the job fails with a sentence, or, on a transient
     error, TransientJobError is raised with the job left running for a retry.
     """
-    state = _Attempt(job_id=job_id, engine=engine)
+    state = Attempt(job_id=job_id, engine=engine)
     try:
         return _pipeline(session, storage, state, hooks)
     except Exception as exc:
-        return _abort(session, storage, state, exc)
+        return abort_attempt(session, storage, state, exc)
 
 
 def _pipeline(
-    session: SessionLike, storage: Storage, state: _Attempt, hooks: Hooks
+    session: SessionLike, storage: Storage, state: Attempt, hooks: Hooks
 ) -> Outcome | None:
     inject_fault(state.engine.fault, Step.claim)
     state.number = claim(session=session, job_id=state.job_id)
@@ -146,30 +154,41 @@ def _pipeline(
             session.commit()
             time.sleep(state.engine.pause_after_claim)
         state.step = Step.engine
+        if hooks.partition is not None:
+            started = hooks.partition(session=session, storage=storage, state=state, watch=watch)
+            if started is not None:  # the parts run as a chord; its reduce publishes
+                return started
         summary = _run_engine(session, storage, state, watch)
         if summary is None:
-            return _end(session, storage, state, JobStatus.cancelled, "cancelled")
+            return end_attempt(session, storage, state, JobStatus.cancelled, "cancelled")
         if isinstance(summary, str):
-            return _end(session, storage, state, JobStatus.failed, summary)
-        outcome = _publish(session, storage, state, summary, hooks.publish)
-    if outcome.published and hooks.published is not None:
-        state.step = Step.invalidation
-        try:
-            inject_fault(state.engine.fault, Step.invalidation)
-            hooks.published(job)
-        except Exception as exc:  # the job is published; the cache ages out by its TTL
-            transient = isinstance(exc, TRANSIENT)
-            log_failure(state.job_id, state.number, state.step, exc, transient=transient)
+            return end_attempt(session, storage, state, JobStatus.failed, summary)
+        outcome = publish_attempt(session, storage, state, summary, hooks.publish)
+    after_publish(state, outcome, hooks)
     return outcome
 
 
-def _job_tmp(storage: Storage, state: _Attempt) -> Path:
+def after_publish(state: Attempt, outcome: Outcome, hooks: Hooks) -> None:
+    """Run the ``published`` hook of a published job; its failure leaves the job succeeded."""
+    if not outcome.published or hooks.published is None:
+        return
+    assert state.job is not None
+    state.step = Step.invalidation
+    try:
+        inject_fault(state.engine.fault, Step.invalidation)
+        hooks.published(state.job)
+    except Exception as exc:  # the job is published; the cache ages out by its TTL
+        transient = isinstance(exc, TRANSIENT)
+        log_failure(state.job_id, state.number, state.step, exc, transient=transient)
+
+
+def job_tmp(storage: Storage, state: Attempt) -> Path:
     """This attempt's own directory under tmp/ (spill files), named so the cleanup knows it."""
     return storage.tmp_dir / f"job-{state.job_id}-attempt-{state.number}"
 
 
 def _run_engine(
-    session: SessionLike, storage: Storage, state: _Attempt, watch: JobWatch
+    session: SessionLike, storage: Storage, state: Attempt, watch: JobWatch
 ) -> dict[str, Any] | str | None:
     """The engine's summary; None when cancelled; the error sentence when the rules fail."""
     job = state.job
@@ -190,7 +209,7 @@ def _run_engine(
                 rules,
                 storage.path(state.dir) / "results.parquet",
                 memory_limit=state.engine.memory_limit,
-                temp_dir=_job_tmp(storage, state),
+                temp_dir=job_tmp(storage, state),
                 threads=state.engine.threads,
                 max_candidates=state.engine.max_candidates,
                 progress=engine_run.progress,
@@ -207,12 +226,12 @@ def _run_engine(
             return str(exc.detail)
         raise
     finally:
-        storage.remove(str(_job_tmp(storage, state).relative_to(storage.root)))
+        storage.remove(str(job_tmp(storage, state).relative_to(storage.root)))
     return summary
 
 
-def _end(
-    session: SessionLike, storage: Storage, state: _Attempt, status: JobStatus, error: str
+def end_attempt(
+    session: SessionLike, storage: Storage, state: Attempt, status: JobStatus, error: str
 ) -> Outcome:
     job = state.job
     assert job is not None and state.number is not None
@@ -235,10 +254,10 @@ def _end(
     return Outcome(status=status, attempt=state.number, published=False)
 
 
-def _publish(
+def publish_attempt(
     session: SessionLike,
     storage: Storage,
-    state: _Attempt,
+    state: Attempt,
     summary: dict[str, Any],
     publish: PublishExceptions,
 ) -> Outcome:
@@ -296,7 +315,9 @@ def _publish(
     return Outcome(status=JobStatus.succeeded, attempt=attempt, published=True)
 
 
-def _abort(session: SessionLike, storage: Storage, state: _Attempt, exc: Exception) -> Outcome:
+def abort_attempt(
+    session: SessionLike, storage: Storage, state: Attempt, exc: Exception
+) -> Outcome:
     """End the attempt after an unexpected exception: failed, or TransientJobError."""
     transient = isinstance(exc, TRANSIENT)
     log_failure(state.job_id, state.number, state.step, exc, transient=transient)

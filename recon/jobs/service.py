@@ -223,14 +223,26 @@ def get_jobs(
         return paginate(session, query, page=page, per_page=per_page)
 
 
-def cancel_job(*, session: SessionLike, job: Job, actor: Actor = SYSTEM) -> Job:
+def cancel_job(
+    *,
+    session: SessionLike,
+    job: Job,
+    actor: Actor = SYSTEM,
+    revoke: Callable[[Job], None] | None = None,
+) -> Job:
     """Return the job cancelled (queued) or asked to stop (running: its watch thread sees the
-    request within a second and interrupts the DuckDB statement, recon.jobs.watch)."""
+    request within a second and interrupts the DuckDB statement, recon.jobs.watch).
+
+    A job in its map phase (partitions on Celery) ends cancelled at once: ``revoke``
+    revokes its queued parts and removes its files, and running parts stop on the flag.
+    """
     if job.status.finished:
         raise Conflict(f"Job {job.id} has already {job.status.value}.", code="job_finished")
     before = {"status": job.status.value}
-    if job.status == JobStatus.queued:
+    mapping = job.status == JobStatus.running and (job.progress or {}).get("pass") == "map"
+    if job.status == JobStatus.queued or (mapping and revoke is not None):
         job.status = JobStatus.cancelled
+        job.error = "cancelled" if mapping else job.error
         job.finished_at = utcnow()
         record_job(JobStatus.cancelled.value, None)
     job.cancel_requested = True
@@ -245,6 +257,8 @@ def cancel_job(*, session: SessionLike, job: Job, actor: Actor = SYSTEM) -> Job:
         after={"status": job.status.value, "cancel_requested": True},
     )
     session.commit()
+    if mapping and revoke is not None:
+        revoke(job)
     return job
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
-from celery import shared_task
+from celery import chord, group, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -18,6 +19,14 @@ from recon.extensions import db
 from recon.jobs.attempts import fail_job
 from recon.jobs.failures import MAX_RETRIES, TransientJobError, failure_sentence
 from recon.jobs.models import Job
+from recon.jobs.partitioned import (
+    part_task_id,
+    reduce_parts,
+    reduce_task_id,
+    revoke_parts,
+    run_part,
+    start_parts,
+)
 from recon.jobs.reaper import Reaper
 from recon.jobs.runner import (
     EngineSettings,
@@ -31,6 +40,8 @@ from recon.jobs.service import QueueUnavailable
 log = logging.getLogger("recon.jobs")
 
 TASK_NAME = "recon.run_job"
+PART_TASK = "recon.run_part"
+REDUCE_TASK = "recon.reduce_job"
 PUBLISH_KEY = "recon_job_publish"
 
 
@@ -64,11 +75,25 @@ def engine_settings(config: Mapping[str, Any]) -> EngineSettings:
         fault=config["RECON_JOB_FAULT"],
         # Several beats per stale period, so one slow write does not make a job look dead.
         heartbeat_seconds=max(1.0, config["RECON_JOB_STALE_SECONDS"] / 4),
+        partition_rows=config["RECON_PARTITION_ROWS"],
+        partitions=config["RECON_JOB_PARTITIONS"],
+        pause_in_part=config["RECON_JOB_PAUSE_IN_PART"],
     )
 
 
-def run_job_now(job_id: int) -> Outcome | None:
-    """Run one attempt of the job in this app context (the task body of every runner)."""
+def _hooks(*, partition: bool = False) -> Hooks:
+    return Hooks(
+        publish=current_app.extensions[PUBLISH_KEY],
+        published=_invalidate,
+        partition=partial(start_parts, dispatch=_dispatch) if partition else None,
+    )
+
+
+def run_job_now(job_id: int, *, partition: bool = False) -> Outcome | None:
+    """Run one attempt of the job in this app context (the task body of every runner).
+
+    ``partition`` (Celery): a big job is split and sent as a chord of parts.
+    """
     # The session is the app context's: Flask-SQLAlchemy removes it when the context ends.
     with route_context(f"task:{TASK_NAME}"):
         return execute_job(
@@ -76,8 +101,18 @@ def run_job_now(job_id: int) -> Outcome | None:
             storage=current_app.extensions["recon_storage"],
             job_id=job_id,
             engine=engine_settings(current_app.config),
-            hooks=Hooks(publish=current_app.extensions[PUBLISH_KEY], published=_invalidate),
+            hooks=_hooks(partition=partition),
         )
+
+
+def _dispatch(job_id: int, attempt: int, parts: int) -> None:
+    """Send a partitioned job's chord: its parts on any workers, then the reduce."""
+    header = group(
+        run_job_part.si(job_id, attempt, i).set(task_id=part_task_id(job_id, attempt, i))
+        for i in range(parts)
+    )
+    callback = reduce_job.s(job_id, attempt).set(task_id=reduce_task_id(job_id, attempt))
+    chord(header)(callback)
 
 
 def _give_up(exc: TransientJobError) -> str:
@@ -101,7 +136,7 @@ def _give_up(exc: TransientJobError) -> str:
 def run_job(self, job_id: int) -> str | None:
     """Celery task: run the job; transient failures retry with backoff, then the job fails."""
     try:
-        outcome = run_job_now(job_id)
+        outcome = run_job_now(job_id, partition=True)
     except SoftTimeLimitExceeded:
         with route_context(f"task:{TASK_NAME}"):
             fail_job(session=db.session, job_id=job_id, error="The job hit its time limit.")
@@ -110,6 +145,56 @@ def run_job(self, job_id: int) -> str | None:
         if self.request.retries >= MAX_RETRIES:
             return _give_up(exc)
         raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+    return outcome.status.value if outcome else None
+
+
+@shared_task(
+    name=PART_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+    ignore_result=False,  # the chord's reduce receives every part's result
+)
+def run_job_part(self, job_id: int, attempt: int, index: int) -> dict[str, Any]:
+    """Celery task: the map of one part of a partitioned job; a transient failure retries it."""
+    with route_context(f"task:{PART_TASK}"):
+        try:
+            return run_part(
+                session=db.session,
+                storage=current_app.extensions["recon_storage"],
+                job_id=job_id,
+                attempt=attempt,
+                index=index,
+                engine=engine_settings(current_app.config),
+            )
+        except TransientJobError as exc:
+            if self.request.retries >= MAX_RETRIES:
+                _give_up(exc)
+                return {"index": index, "skipped": "failed"}
+            raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+
+
+@shared_task(name=REDUCE_TASK, acks_late=True, reject_on_worker_lost=True)
+def reduce_job(parts: list[dict[str, Any]], job_id: int, attempt: int) -> str | None:
+    """Celery task, the chord's callback: reduce the parts, publish the job."""
+    with route_context(f"task:{REDUCE_TASK}"):
+        try:
+            outcome = reduce_parts(
+                session=db.session,
+                storage=current_app.extensions["recon_storage"],
+                job_id=job_id,
+                attempt=attempt,
+                parts=parts,
+                engine=engine_settings(current_app.config),
+                hooks=_hooks(),
+            )
+        except TransientJobError as exc:
+            # The attempt's files are gone with it: the job starts again (a new attempt).
+            if attempt > MAX_RETRIES:
+                return _give_up(exc)
+            run_job.apply_async(args=[job_id], countdown=2**attempt)
+            return "retried"
     return outcome.status.value if outcome else None
 
 
@@ -146,6 +231,12 @@ class InlineRunner:
         run_here(job_id)
 
 
+def _revoke(job: Job) -> None:
+    """A cancel of a partitioned job: its queued parts and reduce are revoked, its files go."""
+    celery = current_app.extensions["celery"]
+    revoke_parts(job, celery.control.revoke, current_app.extensions["recon_storage"])
+
+
 class CeleryRunner:
     """With Redis: a message carrying only the job id."""
 
@@ -168,6 +259,7 @@ def init_app(app: Flask) -> None:
 
         celery_init_app(app)
         app.extensions["recon_enqueue"] = CeleryRunner()
+        app.extensions["recon_revoke"] = _revoke
         # A stale job goes back to the queue (a new attempt), as a redelivery would.
         app.extensions["recon_reaper"] = Reaper(app, requeue=app.extensions["recon_enqueue"])
         return

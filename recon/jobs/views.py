@@ -109,7 +109,8 @@ class JobById(MethodView):
 def cancel(pid: int, jid: int) -> Any:
     """Cancel a queued job, or stop a running one within seconds (its DuckDB statement is
     interrupted; the attempt's files are removed)."""
-    job = cancel_job(session=db.session, job=_job(jid), actor=current_actor())
+    revoke = current_app.extensions.get("recon_revoke")
+    job = cancel_job(session=db.session, job=_job(jid), actor=current_actor(), revoke=revoke)
     _cache().delete(job_key(jid))
     return job
 
