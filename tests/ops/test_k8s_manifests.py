@@ -92,6 +92,23 @@ def test_hpa_scales_web_between_2_and_10_on_cpu_and_memory() -> None:
     assert "replicas" not in one("Deployment", "recon-web")["spec"]
 
 
+def test_hpa_scales_workers_between_1_and_10_on_cpu() -> None:
+    hpa = one("HorizontalPodAutoscaler", "recon-worker")
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"]["name"] == "recon-worker"
+    assert spec["scaleTargetRef"]["kind"] == "Deployment"
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 10)
+    assert [m["resource"]["name"] for m in spec["metrics"]] == ["cpu"]
+    assert spec["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    # A worker removed mid-part costs that part a redelivery: scale down slowly, one at a time.
+    down = spec["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 600
+    assert [(p["type"], p["value"]) for p in down["policies"]] == [("Pods", 1)]
+    assert "replicas" not in one("Deployment", "recon-worker")["spec"]
+    # Parts of one job meet on the shared volume: it must be ReadWriteMany.
+    assert one("PersistentVolumeClaim", "recon-data")["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
 def test_pdb_keeps_one_web_pod() -> None:
     pdb = one("PodDisruptionBudget", "recon-web")
     assert pdb["apiVersion"] == "policy/v1"

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from recon.extensions import db
-from recon.jobs.models import Job
+from recon.jobs.models import Job, JobStatus
 from recon.review.models import ReconException
 from tests.review.helpers import BANK, build_world
 from tests.workspace.helpers import signed_in
@@ -120,6 +120,22 @@ def test_dry_run_shows_counts_per_pass_and_publishes_nothing(world, page):
         f"/projects/{world.pid}/rules/dry-run", data={**form, "right_source_id": world.left.id}
     )
     assert same.status_code == 422 and "different sources" in same.get_data(as_text=True)
+
+
+def test_progress_of_a_partitioned_job_counts_its_parts(world, page):
+    job = db.session.get(Job, world.job.id)
+    job.status = JobStatus.running
+    job.progress = {"fraction": 0.275, "pass": "map", "partitions": 4, "parts_done": 1}
+    db.session.flush()
+    html = page.get(f"/projects/{world.pid}/jobs/{job.id}/progress", htmx=True)
+    text = html.get_data(as_text=True)
+    assert "1 of 4 parts matched" in text and "28%" in text
+    job.progress = {"fraction": 0.9, "pass": "reduce: tolerant"}
+    db.session.flush()
+    text = page.get(f"/projects/{world.pid}/jobs/{job.id}/progress", htmx=True).get_data(
+        as_text=True
+    )
+    assert "pass “reduce: tolerant”" in text and "parts matched" not in text
 
 
 def test_job_page_summary_results_and_a_match_side_by_side(world, page):
