@@ -14,6 +14,8 @@ The plan (DESIGN section 17), as a library every runner shares:
 4. ``reduce_partitions``: loads both whole sides, takes the parts' records as
    decided, runs the remaining passes and the breaks on what is left, and
    writes the one results file and summary, as ``run_reconciliation`` would.
+   When every pass leads and ``break_on`` has the key, breaks never cross a
+   part either: the parts pair them too and the reduce only merges.
 
 Why the answer is the same, byte for byte: the greedy assignment of a pass
 decides a pair only against pairs sharing one of its records, and those share
@@ -53,9 +55,12 @@ from recon.engine.rules import Rules
 from recon.engine.run import (
     SEMI_REPEATED,
     Progress,
+    Queries,
     Settings,
+    Stage,
     checked_rules,
     drop_pools,
+    match_all,
     match_passes,
     open_stage,
     pools_where,
@@ -79,6 +84,8 @@ class Plan:
 
     partitions: int
     leading: int
+    # Every pass leads and break_on has the key: the parts pair the breaks too.
+    breaks_in_parts: bool = False
 
     @property
     def splits(self) -> bool:
@@ -91,6 +98,7 @@ class PartResult:
 
     records: Path
     passes: list[dict[str, Any]]
+    breaks: int = 0  # pairs of breaks the part found (plan.breaks_in_parts)
 
 
 def leading_key_passes(rules: Rules) -> int:
@@ -110,7 +118,9 @@ def plan_partitions(
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise EngineError(f"partitions must be between 1 and {MAX_PARTITIONS}")
     spec = checked_rules(Path(left), Path(right), rules)
-    return Plan(partitions=partitions, leading=leading_key_passes(spec))
+    leading = leading_key_passes(spec)
+    every = leading == len(spec.passes) and "key" in spec.break_on
+    return Plan(partitions=partitions, leading=leading, breaks_in_parts=every)
 
 
 def _quote(path: Path) -> str:
@@ -188,39 +198,51 @@ def run_partition(
     settings = settings or Settings()
     out = Path(out_path)
     with open_stage(Path(left), Path(right), rules, out.parent, settings) as stage:
-        con, sides = stage.con, stage.sides
-        # The part's own rules: the leading passes, no breaks (the reduce pairs those).
-        lead = Rules(passes=stage.spec.passes[: plan.leading], break_on=())
-        settled = None
-        if worth_settling(lead):
-            settled = settle_unique_keys(con, lead, sides, stage.scale)
-        pools = sources(sides)
-        if settled:
-            pools = pools_where(con, pools, "repeat", SEMI_REPEATED)
-        pools, _, counts = match_passes(
-            stage, range(plan.leading), pools, settled=settled, complete=settled is None
-        )
-        drop_pools(con, pools)
-        stage.checkpoint(1 + plan.leading, "write")
-        settles = settled.leading if settled else 0
-        suggest = [i for i, p in enumerate(lead.passes[:settles]) if p.action == "suggest"]
+        breaks = 0
+        if plan.breaks_in_parts:  # the whole run, as one would, on the part
+            queries, counts, breaks = match_all(stage)
+        else:
+            queries, counts = _leading_records(stage, plan.leading)
 
         def side_records(side: str) -> str:
-            queries = [record_query(r, side) for r in stage.records]
-            if settles:
-                queries.append(matched_pairs_sql(side, suggest))
-            return f"SELECT '{side}' AS side, * FROM ({' UNION ALL '.join(queries)})"  # noqa: S608
+            union = " UNION ALL ".join(queries[0] if side == "left" else queries[1])
+            return f"SELECT '{side}' AS side, * FROM ({union})"  # noqa: S608
 
         tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
         try:
-            con.execute(
+            stage.con.execute(
                 f"""COPY ({side_records("left")} UNION ALL {side_records("right")})
                     TO '{_quote(tmp)}' (FORMAT parquet, COMPRESSION zstd)"""
             )
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
-    return PartResult(records=out, passes=counts)
+    return PartResult(records=out, passes=counts, breaks=breaks)
+
+
+def _leading_records(stage: Stage, leading: int) -> tuple[Queries, list[dict[str, Any]]]:
+    """The leading passes on the stage (no breaks: the reduce pairs those); their records."""
+    con, sides = stage.con, stage.sides
+    lead = Rules(passes=stage.spec.passes[:leading], break_on=())
+    settled = None
+    if worth_settling(lead):
+        settled = settle_unique_keys(con, lead, sides, stage.scale)
+    pools = sources(sides)
+    if settled:
+        pools = pools_where(con, pools, "repeat", SEMI_REPEATED)
+    pools, _, counts = match_passes(
+        stage, range(leading), pools, settled=settled, complete=settled is None
+    )
+    drop_pools(con, pools)
+    stage.checkpoint(1 + leading, "write")
+    settles = settled.leading if settled else 0
+    suggest = [i for i, p in enumerate(lead.passes[:settles]) if p.action == "suggest"]
+    left, right = (
+        [record_query(r, side) for r in stage.records]
+        + ([matched_pairs_sql(side, suggest)] if settles else [])
+        for side in ("left", "right")
+    )
+    return (left, right), counts
 
 
 def _merge_counts(parts: list[PartResult], leading: int, total_rows: int) -> list[dict[str, Any]]:
@@ -259,30 +281,11 @@ def reduce_partitions(
         con, spec, sides = stage.con, stage.spec, stage.sides
         files = ", ".join(f"'{_quote(p.records)}'" for p in parts)
         con.execute(f"CREATE VIEW {MAP_RECORDS} AS SELECT * FROM read_parquet([{files}])")  # noqa: S608
-        pools = []
-        for side in sides:
-            table = f"{side.name[0]}_pool_left"
-            con.execute(
-                f"""CREATE TEMP TABLE {table} AS SELECT p.* FROM {side.table} p
-                    ANTI JOIN (SELECT "row" FROM {MAP_RECORDS} WHERE side = '{side.name}') m
-                    ON p.row = m.row"""  # noqa: S608
-            )
-            pools.append(table)
-        pools, _, later = match_passes(
-            stage, range(plan.leading, len(spec.passes)), pools, settled=None, complete=True
-        )
-        stage.checkpoint(1 + len(spec.passes), "break")
-        stage.records.append("break_records")
-        breaks = run_breaks(
-            con,
-            spec.break_on,
-            pools[0],
-            pools[1],
-            sides,
-            max_candidates=settings.max_candidates,
-            out=stage.records[-1],
-        )
-        drop_pools(con, pools)
+        if plan.breaks_in_parts:
+            later: list[dict[str, Any]] = []
+            breaks = sum(p.breaks for p in parts)
+        else:
+            later, breaks = _remaining_passes(stage, plan)
         stage.checkpoint(2 + len(spec.passes), "write")
         queries = tuple(
             [f"SELECT {_RECORD_SHAPE} FROM {MAP_RECORDS} WHERE side = '{side}'"]  # noqa: S608
@@ -297,6 +300,36 @@ def reduce_partitions(
     result = summary(written, passes, breaks, stage.scale, total_rows, started)
     result["partitions"] = plan.partitions
     return result
+
+
+def _remaining_passes(stage: Stage, plan: Plan) -> tuple[list[dict[str, Any]], int]:
+    """The passes after the leading ones and the breaks, on what the parts left."""
+    con, spec, sides = stage.con, stage.spec, stage.sides
+    pools = []
+    for side in sides:
+        table = f"{side.name[0]}_pool_left"
+        con.execute(
+            f"""CREATE TEMP TABLE {table} AS SELECT p.* FROM {side.table} p
+                ANTI JOIN (SELECT "row" FROM {MAP_RECORDS} WHERE side = '{side.name}') m
+                ON p.row = m.row"""  # noqa: S608
+        )
+        pools.append(table)
+    pools, _, later = match_passes(
+        stage, range(plan.leading, len(spec.passes)), pools, settled=None, complete=True
+    )
+    stage.checkpoint(1 + len(spec.passes), "break")
+    stage.records.append("break_records")
+    breaks = run_breaks(
+        con,
+        spec.break_on,
+        pools[0],
+        pools[1],
+        sides,
+        max_candidates=stage.settings.max_candidates,
+        out=stage.records[-1],
+    )
+    drop_pools(con, pools)
+    return later, breaks
 
 
 def run_partitioned(

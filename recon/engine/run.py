@@ -161,53 +161,64 @@ def run_reconciliation(
         on_connection=on_connection,
     )
     with open_stage(Path(left), Path(right), rules, out.parent, settings) as stage:
-        con, spec, sides = stage.con, stage.spec, stage.sides
-        settled = None
-        if worth_settling(spec):
-            settled = settle_unique_keys(con, spec, sides, stage.scale)
-        lead = settled.leading if settled else 0
-        # With settled pairs the pools start as the records whose key repeats on a side.
-        pools = sources(sides)
-        if settled:
-            pools = pools_where(con, pools, "repeat", SEMI_REPEATED)
-        pools, complete, pass_summaries = match_passes(
-            stage, range(len(spec.passes)), pools, settled=settled, complete=settled is None
-        )
-        records = stage.records
-        stage.checkpoint(1 + len(spec.passes), "break")
-        settled_breaks = None
-        if settled and settled.breaks:
-            settled_breaks = break_pairs_sql(records[lead:])
-            if complete:  # the unique-key records can only pair among themselves
-                pools = pools_where(con, pools, "break", SEMI_REPEATED)
-        elif not complete and spec.break_on:
-            pools = _remaining(con, pools, sides, records)
-        records.append("break_records")
-        breaks = run_breaks(
-            con,
-            spec.break_on,
-            pools[0],
-            pools[1],
-            sides,
-            max_candidates=settings.max_candidates,
-            out=records[-1],
-            settled=settled_breaks,
-        )
-        drop_pools(con, pools)
-        stage.checkpoint(2 + len(spec.passes), "write")
-        suggest = [i for i, p in enumerate(spec.passes[:lead]) if p.action == "suggest"]
-        queries = tuple(
-            [record_table_sql(r, side) for r in records]
-            + ([matched_pairs_sql(side, suggest)] if lead else [])
-            for side in ("left", "right")
-        )
-        written = write_results(
-            con, sides, (queries[0], queries[1]), stage.pass_names, stage.scale, out
-        )
+        queries, pass_summaries, breaks = match_all(stage)
+        written = write_results(stage.con, stage.sides, queries, stage.pass_names, stage.scale, out)
         total_rows = stage.total_rows
     if progress is not None:
         progress(1.0, "done")
     return summary(written, pass_summaries, breaks, stage.scale, total_rows, started)
+
+
+Queries = tuple[list[str], list[str]]
+
+
+def match_all(stage: Stage) -> tuple[Queries, list[dict[str, Any]], int]:
+    """Every pass, then the breaks, on the loaded stage.
+
+    Returns per side the queries of its records that are not unmatched (the
+    shape results.write_results reads), the passes' summaries and the breaks.
+    """
+    con, spec, sides = stage.con, stage.spec, stage.sides
+    settled = None
+    if worth_settling(spec):
+        settled = settle_unique_keys(con, spec, sides, stage.scale)
+    lead = settled.leading if settled else 0
+    # With settled pairs the pools start as the records whose key repeats on a side.
+    pools = sources(sides)
+    if settled:
+        pools = pools_where(con, pools, "repeat", SEMI_REPEATED)
+    pools, complete, pass_summaries = match_passes(
+        stage, range(len(spec.passes)), pools, settled=settled, complete=settled is None
+    )
+    records = stage.records
+    stage.checkpoint(1 + len(spec.passes), "break")
+    settled_breaks = None
+    if settled and settled.breaks:
+        settled_breaks = break_pairs_sql(records[lead:])
+        if complete:  # the unique-key records can only pair among themselves
+            pools = pools_where(con, pools, "break", SEMI_REPEATED)
+    elif not complete and spec.break_on:
+        pools = _remaining(con, pools, sides, records)
+    records.append("break_records")
+    breaks = run_breaks(
+        con,
+        spec.break_on,
+        pools[0],
+        pools[1],
+        sides,
+        max_candidates=stage.settings.max_candidates,
+        out=records[-1],
+        settled=settled_breaks,
+    )
+    drop_pools(con, pools)
+    stage.checkpoint(2 + len(spec.passes), "write")
+    suggest = [i for i, p in enumerate(spec.passes[:lead]) if p.action == "suggest"]
+    left, right = (
+        [record_table_sql(r, side) for r in records]
+        + ([matched_pairs_sql(side, suggest)] if lead else [])
+        for side in ("left", "right")
+    )
+    return (left, right), pass_summaries, breaks
 
 
 def summary(

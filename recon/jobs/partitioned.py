@@ -235,6 +235,7 @@ def run_part(
         "index": index,
         "records": str(result.records.relative_to(storage.root)),
         "passes": result.passes,
+        "breaks": result.breaks,
     }
 
 
@@ -315,7 +316,9 @@ def _reduce(
     rules = job.rules
     session.commit()
     mapped = [
-        PartResult(records=storage.path(p["records"]), passes=p["passes"])
+        PartResult(
+            records=storage.path(p["records"]), passes=p["passes"], breaks=int(p.get("breaks", 0))
+        )
         for p in sorted(parts, key=lambda p: int(p["index"]))
     ]
     watch = JobWatch(

@@ -186,3 +186,23 @@ def test_bad_plans_are_refused(tmp_path: Path) -> None:
         split_sources(tmp_path / "nope.parquet", lp, plan, tmp_path)
     with pytest.raises(EngineError, match="all 2 parts"):
         reduce_partitions(lp, lp, RULES, plan, [], tmp_path / "o.parquet")
+
+
+def test_rules_of_key_passes_only_pair_the_breaks_in_the_parts(tmp_path: Path) -> None:
+    rules = {"passes": RULES["passes"][:2], "break_on": ["key"]}
+    left = _many(200, "K")
+    right = [dict(r, amount="99.00") if i % 4 == 0 else r for i, r in enumerate(left)]
+    lp = write_source(tmp_path / "l.parquet", left)
+    rp = write_source(tmp_path / "r.parquet", right)
+    plan = plan_partitions(lp, rp, rules, 3)
+    assert plan.breaks_in_parts
+    assert not plan_partitions(lp, rp, RULES, 3).breaks_in_parts  # a key-less pass follows
+    single = run_reconciliation(lp, rp, rules, tmp_path / "single.parquet", temp_dir=tmp_path)
+    assert single["breaks"] == 50
+    out, summary = _planned(tmp_path, lp, rp, rules, 3)
+    assert out.read_bytes() == (tmp_path / "single.parquet").read_bytes()
+    _same(summary, single, 3)
+    status_codes = pq.read_table(
+        list((tmp_path / "plan-3").glob("records-*.parquet")), columns=["status_code"]
+    )
+    assert 2 in status_codes["status_code"].to_pylist()  # the parts wrote the breaks
