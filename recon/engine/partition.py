@@ -71,7 +71,9 @@ from recon.engine.run import (
 from recon.engine.settle import matched_pairs_sql, settle_unique_keys, worth_settling
 
 MAX_PARTITIONS = 256
-MAP_RECORDS = "map_records"
+# The parts' records of each side, read once from their files (not TEMP: write_results
+# reads them on cursors of its own).
+MAP_RECORDS = {"left": "map_left", "right": "map_right"}
 # The records a part matched, per side, in the shape write_results reads.
 _RECORD_SHAPE = (
     '"row", status_code, pass_code, match_id, confidence, amount_diff, date_diff_days, diff_fields'
@@ -280,7 +282,11 @@ def reduce_partitions(
     with open_stage(Path(left), Path(right), rules, out.parent, settings) as stage:
         con, spec, sides = stage.con, stage.spec, stage.sides
         files = ", ".join(f"'{_quote(p.records)}'" for p in parts)
-        con.execute(f"CREATE VIEW {MAP_RECORDS} AS SELECT * FROM read_parquet([{files}])")  # noqa: S608
+        for name, table in MAP_RECORDS.items():
+            con.execute(
+                f"""CREATE TABLE {table} AS SELECT {_RECORD_SHAPE}
+                    FROM read_parquet([{files}]) WHERE side = '{name}'"""  # noqa: S608
+            )
         if plan.breaks_in_parts:
             later: list[dict[str, Any]] = []
             breaks = sum(p.breaks for p in parts)
@@ -288,7 +294,7 @@ def reduce_partitions(
             later, breaks = _remaining_passes(stage, plan)
         stage.checkpoint(2 + len(spec.passes), "write")
         queries = tuple(
-            [f"SELECT {_RECORD_SHAPE} FROM {MAP_RECORDS} WHERE side = '{side}'"]  # noqa: S608
+            [f"SELECT {_RECORD_SHAPE} FROM {MAP_RECORDS[side]}"]  # noqa: S608
             + [record_query(r, side) for r in stage.records]
             for side in ("left", "right")
         )
@@ -310,7 +316,7 @@ def _remaining_passes(stage: Stage, plan: Plan) -> tuple[list[dict[str, Any]], i
         table = f"{side.name[0]}_pool_left"
         con.execute(
             f"""CREATE TEMP TABLE {table} AS SELECT p.* FROM {side.table} p
-                ANTI JOIN (SELECT "row" FROM {MAP_RECORDS} WHERE side = '{side.name}') m
+                ANTI JOIN {MAP_RECORDS[side.name]} m
                 ON p.row = m.row"""  # noqa: S608
         )
         pools.append(table)
