@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recon.engine.breaks import run_breaks
 from recon.engine.errors import EngineCancelled, EngineError
 from recon.engine.load import amount_scale, connect
 from recon.engine.results import record_table_sql as record_query
@@ -63,6 +62,7 @@ from recon.engine.run import (
     match_all,
     match_passes,
     open_stage,
+    pair_breaks,
     pools_where,
     run_reconciliation,
     sources,
@@ -324,18 +324,7 @@ def _remaining_passes(stage: Stage, plan: Plan) -> tuple[list[dict[str, Any]], i
         stage, range(plan.leading, len(spec.passes)), pools, settled=None, complete=True
     )
     stage.checkpoint(1 + len(spec.passes), "break")
-    stage.records.append("break_records")
-    breaks = run_breaks(
-        con,
-        spec.break_on,
-        pools[0],
-        pools[1],
-        sides,
-        max_candidates=stage.settings.max_candidates,
-        out=stage.records[-1],
-    )
-    drop_pools(con, pools)
-    return later, breaks
+    return later, pair_breaks(stage, pools)
 
 
 def run_partitioned(

@@ -199,18 +199,7 @@ def match_all(stage: Stage) -> tuple[Queries, list[dict[str, Any]], int]:
             pools = pools_where(con, pools, "break", SEMI_REPEATED)
     elif not complete and spec.break_on:
         pools = _remaining(con, pools, sides, records)
-    records.append("break_records")
-    breaks = run_breaks(
-        con,
-        spec.break_on,
-        pools[0],
-        pools[1],
-        sides,
-        max_candidates=stage.settings.max_candidates,
-        out=records[-1],
-        settled=settled_breaks,
-    )
-    drop_pools(con, pools)
+    breaks = pair_breaks(stage, pools, settled=settled_breaks)
     stage.checkpoint(2 + len(spec.passes), "write")
     suggest = [i for i, p in enumerate(spec.passes[:lead]) if p.action == "suggest"]
     left, right = (
@@ -219,6 +208,23 @@ def match_all(stage: Stage) -> tuple[Queries, list[dict[str, Any]], int]:
         for side in ("left", "right")
     )
     return (left, right), pass_summaries, breaks
+
+
+def pair_breaks(stage: Stage, pools: list[str], *, settled: str | None = None) -> int:
+    """Pair the breaks among the pools into a record table of stage.records; drop the pools."""
+    stage.records.append("break_records")
+    breaks = run_breaks(
+        stage.con,
+        stage.spec.break_on,
+        pools[0],
+        pools[1],
+        stage.sides,
+        max_candidates=stage.settings.max_candidates,
+        out=stage.records[-1],
+        settled=settled,
+    )
+    drop_pools(stage.con, pools)
+    return breaks
 
 
 def summary(
