@@ -41,6 +41,9 @@ def celery_config(app: Flask) -> dict[str, Any]:
             # so a lost part of a partitioned job is redelivered soon after its timeout.
             "unacked_restore_interval": 10,
             "unacked_restore_throttle": 1,
+            # A worker killed during such a sweep holds its lock: let it lapse in a
+            # minute rather than kombu's five.
+            "unacked_mutex_expire": 60,
         },
         "broker_connection_timeout": 2,
         "broker_connection_retry_on_startup": True,

@@ -77,13 +77,17 @@ def partition_count(engine: EngineSettings, rows: int) -> int:
     return min(MAX_AUTO_PARTITIONS, max(2, math.ceil(rows / engine.partition_rows)))
 
 
-def part_task_id(job_id: int, attempt: int, index: int) -> str:
-    """The Celery task id of one part (known in advance, so a cancel can revoke it)."""
-    return f"recon-job-{job_id}-attempt-{attempt}-part-{index}"
+def part_task_id(namespace: str, job_id: int, attempt: int, index: int) -> str:
+    """The Celery task id of one part, known in advance so a cancel can revoke it.
+
+    ``namespace`` (RECON_CACHE_NAMESPACE) keeps the ids of deployments that share a
+    Redis apart: a revoke is broadcast to every worker on it.
+    """
+    return f"{namespace or 'recon'}-job-{job_id}-attempt-{attempt}-part-{index}"
 
 
-def reduce_task_id(job_id: int, attempt: int) -> str:
-    return f"recon-job-{job_id}-attempt-{attempt}-reduce"
+def reduce_task_id(namespace: str, job_id: int, attempt: int) -> str:
+    return f"{namespace or 'recon'}-job-{job_id}-attempt-{attempt}-reduce"
 
 
 def _sources(session: SessionLike, job: Job) -> tuple[Source, Source]:
@@ -363,9 +367,11 @@ def _reduce(
     return outcome
 
 
-def revoke_parts(job: Job, revoke: Callable[[list[str]], None], storage: Storage) -> None:
+def revoke_parts(
+    job: Job, revoke: Callable[[list[str]], None], storage: Storage, namespace: str
+) -> None:
     """Revoke a partitioned job's queued tasks and drop its attempt's files (a cancel)."""
     parts = int(job.progress.get("partitions") or 0)
-    ids = [part_task_id(job.id, job.attempt, i) for i in range(parts)]
-    revoke([*ids, reduce_task_id(job.id, job.attempt)])
+    ids = [part_task_id(namespace, job.id, job.attempt, i) for i in range(parts)]
+    revoke([*ids, reduce_task_id(namespace, job.id, job.attempt)])
     storage.remove(storage.job_attempt_dir(job.project_id, job.id, job.attempt))

@@ -107,11 +107,12 @@ def run_job_now(job_id: int, *, partition: bool = False) -> Outcome | None:
 
 def _dispatch(job_id: int, attempt: int, parts: int) -> None:
     """Send a partitioned job's chord: its parts on any workers, then the reduce."""
+    namespace = current_app.config["RECON_CACHE_NAMESPACE"]
     header = group(
-        run_job_part.si(job_id, attempt, i).set(task_id=part_task_id(job_id, attempt, i))
+        run_job_part.si(job_id, attempt, i).set(task_id=part_task_id(namespace, job_id, attempt, i))
         for i in range(parts)
     )
-    callback = reduce_job.s(job_id, attempt).set(task_id=reduce_task_id(job_id, attempt))
+    callback = reduce_job.s(job_id, attempt).set(task_id=reduce_task_id(namespace, job_id, attempt))
     chord(header)(callback)
 
 
@@ -234,7 +235,12 @@ class InlineRunner:
 def _revoke(job: Job) -> None:
     """A cancel of a partitioned job: its queued parts and reduce are revoked, its files go."""
     celery = current_app.extensions["celery"]
-    revoke_parts(job, celery.control.revoke, current_app.extensions["recon_storage"])
+    revoke_parts(
+        job,
+        celery.control.revoke,
+        current_app.extensions["recon_storage"],
+        current_app.config["RECON_CACHE_NAMESPACE"],
+    )
 
 
 class CeleryRunner:
