@@ -44,6 +44,10 @@ def celery_config(app: Flask) -> dict[str, Any]:
             # A worker killed during such a sweep holds its lock: let it lapse in a
             # minute rather than kombu's five.
             "unacked_mutex_expire": 60,
+            # Deployments (and test runs) sharing one Redis must not share the queue's
+            # keys: a worker's sweep restores every message in the unacked index older
+            # than its own visibility timeout, whoever's it is.
+            "global_keyprefix": app.config["RECON_CACHE_NAMESPACE"],
         },
         "broker_connection_timeout": 2,
         "broker_connection_retry_on_startup": True,

@@ -203,8 +203,8 @@ SETTINGS: tuple[Setting, ...] = (
         "RECON_CACHE_NAMESPACE",
         str,
         "",
-        "prefix of the cache's keys and channel and of partitioned jobs' task ids in Redis, "
-        "for deployments sharing one Redis",
+        "prefix of the cache's and the job queue's keys and of partitioned jobs' task ids in "
+        "Redis, for deployments sharing one Redis",
     ),
     Setting(
         "RECON_ENGINE_MEMORY_LIMIT",
