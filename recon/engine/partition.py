@@ -42,7 +42,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -383,11 +383,9 @@ def run_partitioned(
         inputs = split_sources(left, right, plan, work, memory_limit=memory_limit, threads=threads)
         report(0.1, "map")
         results = _map(inputs, rules, plan, work, part_settings, workers, report, should_cancel)
-        settings = Settings(
-            memory_limit=memory_limit,
-            temp_dir=work,
+        settings = replace(
+            part_settings,
             threads=threads,
-            max_candidates=max_candidates,
             progress=lambda f, name: report(0.8 + 0.2 * f, name),
             should_cancel=should_cancel,
         )

@@ -242,7 +242,8 @@ def cancel_job(
     mapping = job.status == JobStatus.running and (job.progress or {}).get("pass") == "map"
     if job.status == JobStatus.queued or (mapping and revoke is not None):
         job.status = JobStatus.cancelled
-        job.error = "cancelled" if mapping else job.error
+        if mapping:  # as a running attempt that ends cancelled says
+            job.error = "cancelled"
         job.finished_at = utcnow()
         record_job(JobStatus.cancelled.value, None)
     job.cancel_requested = True
