@@ -169,6 +169,21 @@ class Reader:
             self._bounds = {side: (int(low), int(high)) for side, low, high in rows}
         return self._bounds
 
+    def _left_count(self) -> int:
+        found = self._execute(
+            "SELECT count(*) FROM read_parquet($results) WHERE side = 'left'", []
+        ).fetchone()
+        return int(found[0]) if found else 0
+
+    def _at(self, position: int) -> tuple[str, int] | None:
+        """The side and row of the record at ``position`` (from 0) in the results file."""
+        found = self._execute(
+            'SELECT side, "row" FROM read_parquet($results, file_row_number = true) '
+            "WHERE file_row_number = ?",
+            [position],
+        ).fetchone()
+        return (str(found[0]), int(found[1])) if found else None
+
     def _keys(
         self, filters: Filters, after: tuple[str, int] | None, limit: int
     ) -> list[tuple[Any, ...]]:
@@ -233,7 +248,15 @@ class Reader:
         if after is not None or offset == 0:
             keys = self._keys(filters, after, limit)
             return self._with_fields(keys, self._names)
-        # A numbered page past the first: the records before it have to be counted.
+        if replace(filters, side=None) == Filters():
+            # Every record is there once, stored in (side, row) order: the record before
+            # the page is the one at its position in the file (a row-group read), and the
+            # page is the one after it, like a cursor's.
+            start = self._left_count() if filters.side == "right" else 0
+            before = self._at(start + offset - 1)
+            keys = self._keys(filters, before, limit) if before is not None else []
+            return self._with_fields(keys, self._names)
+        # A numbered page past the first, filtered: the records before it have to be counted.
         sql, params = self._filtered(filters, None)
         cursor = self._execute(
             f'{sql} ORDER BY c.side, c."row" LIMIT ? OFFSET ?',  # noqa: S608 - our own SQL

@@ -1,0 +1,60 @@
+"""Numbered results pages: without filters (or by side only) the record before the page is
+found by its position in the results file; with other filters by counting. Either way a
+numbered page holds what the cursor walk holds at that place, decisions applied."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.review.helpers import build_world
+
+
+@pytest.fixture
+def world(app, factory, as_user):
+    world = build_world(app, factory, as_user)
+    resolved = world.editor.patch(
+        world.url(f"/exceptions/{world.eid('left', 3)}"),
+        json={"status": "resolved", "reason_code": "timing_difference"},
+    )
+    assert resolved.status_code == 200
+    return world
+
+
+def shown(page: dict) -> list[tuple[str, int, str, str | None]]:
+    return [(r["side"], r["row"], r["status"], r["reason_code"]) for r in page["items"]]
+
+
+def walk(world, query: str) -> list[tuple[str, int, str, str | None]]:
+    """Every record the cursor walk shows, a record a page."""
+    url, seen = world.url(f"/jobs/{world.job.id}/results?per_page=1{query}"), []
+    while url:
+        page = world.viewer.get(url).get_json()
+        seen += shown(page)
+        url = page["next"] and world.url(
+            f"/jobs/{world.job.id}/results?per_page=1{query}&after={page['next']}"
+        )
+    return seen
+
+
+@pytest.mark.parametrize("query", ["", "&side=left", "&side=right", "&status=unmatched"])
+def test_a_numbered_page_holds_what_the_cursor_walk_holds_there(world, query):
+    every = walk(world, query)
+    assert every, query
+    if query == "":
+        assert len(every) == 10 and ("left", 3, "unmatched", "timing_difference") in every
+    for per_page in (1, 3, 4):
+        numbered = []
+        for number in range(1, len(every) // per_page + 3):
+            page = world.viewer.get(
+                world.url(f"/jobs/{world.job.id}/results?per_page={per_page}&page={number}{query}")
+            ).get_json()
+            assert page["page"] == number and page["total"] == len(every)
+            numbered += [
+                (r["side"], r["row"], r["status"], r["reason_code"]) for r in page["items"]
+            ]
+        assert numbered == every, per_page  # the pages past the end are empty
+
+
+def test_a_page_far_past_the_end_is_empty(world):
+    page = world.viewer.get(world.url(f"/jobs/{world.job.id}/results?page=100000")).get_json()
+    assert page["items"] == [] and page["next"] is None and page["total"] == 10
