@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, String, and_, func, literal, or_, select, tuple_
+from sqlalchemy import Select, String, func, literal, or_, select, tuple_
 
 from instrumentation import db_query_timer
 from recon.db_decimal import abs_compared_to, decimal_size
@@ -35,8 +35,8 @@ def _order(sort: str | None) -> tuple[Any, ...]:
     size = decimal_size(ReconException.amount)
     if sort == "newest":
         return (ReconException.opened_at.desc(), ReconException.id.desc())
-    if sort == "largest":
-        return (size.desc(), ReconException.id)
+    if sort == "largest":  # ix_exceptions_list_size read backwards
+        return (size.desc(), ReconException.id.desc())
     if sort == "smallest":
         return (size, ReconException.id)
     return (ReconException.opened_at, ReconException.id)
@@ -121,8 +121,9 @@ def _after(sort: str | None, cursor: str) -> Any:
         return tuple_(ReconException.opened_at, ReconException.id) < tuple_(bound, last_id)
     if sort in (None, "oldest"):
         return tuple_(ReconException.opened_at, ReconException.id) > tuple_(bound, last_id)
-    beyond = key < bound if descending else key > bound
-    return or_(beyond, and_(key == bound, ReconException.id > last_id))
+    if descending:  # largest: (size, id) both descending
+        return tuple_(key, ReconException.id) < tuple_(bound, last_id)
+    return tuple_(key, ReconException.id) > tuple_(bound, last_id)
 
 
 def _cursor(sort: str | None, item: ReconException) -> str:
@@ -186,7 +187,7 @@ def get_counterparts(*, session: SessionLike, exception: ReconException) -> list
                     ReconException.project_id == exception.project_id,
                     ReconException.job_id == exception.job_id,
                     ReconException.match_id == exception.match_id,
-                    ReconException.side != exception.side,
+                    ReconException.side == ("right" if exception.side == "left" else "left"),
                 )
                 .order_by(ReconException.row)
             )

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from recon.db_decimal import decimal_size
 from recon.db_types import UTCDateTime, utcnow
 from recon.extensions import Model
 
@@ -67,6 +68,9 @@ class ReconException(Model):
         Index("ix_exceptions_list_status", "project_id", "status", "opened_at", "id"),
         Index("ix_exceptions_list_kind", "project_id", "kind", "opened_at", "id"),
         Index("ix_exceptions_list_assignee", "project_id", "assignee_id", "opened_at", "id"),
+        # A job's records a side: the counterparts of a match (the queue's detail), and the
+        # open ones with their count (the manual-match lists; the count reads only this).
+        Index("ix_exceptions_job_side", "job_id", "side", "match_id", "status", "project_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -74,9 +78,8 @@ class ReconException(Model):
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
     )
-    job_id: Mapped[int] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    # Indexed by ix_exceptions_job_side (its first column).
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
     pair_key: Mapped[str] = mapped_column(String(64), nullable=False)
     kind: Mapped[ExceptionKind] = mapped_column(
         Enum(
@@ -125,6 +128,15 @@ class ReconException(Model):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )
+
+
+# The list by amount's size, smallest first or (read backwards) largest first.
+Index(
+    "ix_exceptions_list_size",
+    ReconException.project_id,
+    decimal_size(ReconException.amount),
+    ReconException.id,
+)
 
 
 class Comment(Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy import insert
 
@@ -37,6 +39,10 @@ def test_the_cursor_walks_the_same_list_as_the_pages(world, sort):
     everything = listing(world, query.replace("per_page=3", "per_page=100"))
     assert everything["total"] == 8 and everything["total_exact"] is True
     assert everything["next"] is None
+    if sort in ("largest", "smallest"):  # by size, ties (the two 40.00) by id
+        order = [(abs(Decimal(e["amount"])), e["id"]) for e in everything["items"]]
+        assert order == sorted(order, reverse=sort == "largest")
+        assert len({size for size, _ in order}) < len(order)
     ids, pages = walk(world, query)
     assert ids == [e["id"] for e in everything["items"]] and pages == 3
     by_number = [e["id"] for n in (1, 2, 3) for e in listing(world, f"{query}&page={n}")["items"]]

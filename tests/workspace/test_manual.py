@@ -92,3 +92,16 @@ def test_a_manual_match_is_listed_and_undone_from_the_page(world, page, factory)
     again = page.post(f"{base}/manual-matches/{mid}/undo")
     assert again.status_code == 409 and "only an active one" in again.get_data(as_text=True)
     assert page.post(f"{base}/manual-matches/999999/undo").status_code == 404
+
+
+def test_each_list_says_how_many_records_it_holds_up_to_the_cap(world, page, monkeypatch):
+    url = f"/projects/{world.pid}/jobs/{world.job.id}/match"
+    html = page.get(url).get_data(as_text=True)
+    # bank: INV-2 (break), INV-3, X-9 (suggested), INV-5; ledger: INV-2, Y-7, INV-8, INV-9
+    assert "Left: 4 open</legend>" in html and "Right: 4 open</legend>" in html
+    monkeypatch.setattr("recon.workspace.views.manual.LIST_LIMIT", 2)
+    html = page.get(url).get_data(as_text=True)
+    assert "Left: 4 open, the first 2 shown (search to narrow)</legend>" in html
+    monkeypatch.setattr("recon.pagination.TOTAL_CAP", 3)  # counting stops past the cap
+    html = page.get(url).get_data(as_text=True)
+    assert "Left: 3+ open, the first 2 shown (search to narrow)</legend>" in html
