@@ -11,7 +11,9 @@ tie-breaker of ``largest`` is the id descending, so one index serves both). The 
 recon.db_decimal's ``decimal_size``: a float on SQLite (enough to order), NUMERIC on
 PostgreSQL. (job_id, side, match_id, status, project_id) finds a match's counterparts
 (the queue's detail: 86 ms on the index on job_id alone, which it replaces) and covers the
-count of a job's open records a side (the manual-match lists: 83 -> 27 ms).
+count of a job's open records a side (the manual-match lists: 83 -> 27 ms). A partial
+index finds a pair's rejected suggestions, which the decisions read with the decided
+exceptions (without it, a scan of the pair's exceptions: 100 ms at 317k).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -38,9 +40,17 @@ def upgrade():
         ['job_id', 'side', 'match_id', 'status', 'project_id'],
     )
     op.drop_index('ix_exceptions_job_id', table_name='exceptions')
+    op.create_index(
+        'ix_exceptions_rejected',
+        'exceptions',
+        ['project_id', 'pair_key'],
+        sqlite_where=sa.text('rejected_pass IS NOT NULL'),
+        postgresql_where=sa.text('rejected_pass IS NOT NULL'),
+    )
 
 
 def downgrade():
+    op.drop_index('ix_exceptions_rejected', table_name='exceptions')
     op.create_index('ix_exceptions_job_id', 'exceptions', ['job_id'])
     op.drop_index('ix_exceptions_job_side', table_name='exceptions')
     op.drop_index('ix_exceptions_list_size', table_name='exceptions')

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -71,6 +72,14 @@ class ReconException(Model):
         # A job's records a side: the counterparts of a match (the queue's detail), and the
         # open ones with their count (the manual-match lists; the count reads only this).
         Index("ix_exceptions_job_side", "job_id", "side", "match_id", "status", "project_id"),
+        # The rejected suggestions of a pair (recon.review.state.overrides): a few rows.
+        Index(
+            "ix_exceptions_rejected",
+            "project_id",
+            "pair_key",
+            sqlite_where=text("rejected_pass IS NOT NULL"),
+            postgresql_where=text("rejected_pass IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

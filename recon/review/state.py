@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import String, func, or_, select, type_coerce
+from sqlalchemy import String, func, select, type_coerce
 
 from recon.cache_keys import Cache, analytics_key, job_decisions_key, job_state_key
 from recon.db_types import SessionLike
@@ -101,23 +101,24 @@ def overrides(*, session: SessionLike, job: Job) -> pa.Table:
     """Return people's decisions on the records of the job's sources pair (OVERRIDES)."""
     # Core columns, statuses as plain text: thousands of rows, no ORM objects needed.
     t = ReconException.__table__.c
-    rows = session.execute(
-        select(
-            t.side,
-            t.row,
-            type_coerce(t.status, String),
-            t.reason_code,
-            type_coerce(t.kind, String),
-            t.pass_name,
-            t.match_id,
-            t.rejected_pass,
-            t.manual_match_id,
-        ).where(
-            t.project_id == job.project_id,
-            t.pair_key == pair_key_of(job),
-            or_(t.status.in_([s.value for s in DECIDED]), t.rejected_pass.is_not(None)),
-        )
-    ).all()
+    columns = select(
+        t.side,
+        t.row,
+        type_coerce(t.status, String),
+        t.reason_code,
+        type_coerce(t.kind, String),
+        t.pass_name,
+        t.match_id,
+        t.rejected_pass,
+        t.manual_match_id,
+    ).where(t.project_id == job.project_id, t.pair_key == pair_key_of(job))
+    decided = t.status.in_([s.value for s in DECIDED])
+    # Two reads, each on its own index (ix_exceptions_pair_status, the partial
+    # ix_exceptions_rejected): one with an OR scans every exception of the pair.
+    rows = [
+        *session.execute(columns.where(decided)),
+        *session.execute(columns.where(t.rejected_pass.is_not(None), ~decided)),
+    ]
     ids = sorted({r[-1] for r in rows if r[-1] is not None})
     m = ManualMatch.__table__.c
     manual: dict[int, tuple[ManualMatchStatus, int]] = {}
