@@ -38,7 +38,6 @@ from recon.jobs.results_sql import (
     APPLIED,
     CANONICAL,
     CURRENT_COLUMNS,
-    FILTER_FIELDS,
     NO_OVERRIDES,
     RESOLVE_SQL,
     SIDES,
@@ -46,6 +45,7 @@ from recon.jobs.results_sql import (
     current_sql,
     decode_cursor,
     encode_cursor,
+    fields_where,
     neutralised,
     pairs_select,
     where_sql,
@@ -88,6 +88,7 @@ class Reader:
         )
         self.con.register("oe", overrides)
         self._bounds: dict[str, tuple[int, int]] | None = None
+        self._hit_views: dict[tuple[Any, ...], str] = {}
         self._names: list[str] = list(CURRENT_COLUMNS)
 
     def close(self) -> None:
@@ -107,17 +108,32 @@ class Reader:
         params = [*params, *more]
         if not filters.needs_fields:
             return f"SELECT c.* FROM ({current}) c{where}", params  # noqa: S608
-        # Filters on the records' own fields join the sources before filtering.
-        with_fields = (
-            f"SELECT c.*, {FILTER_FIELDS} FROM ({current}) c "  # noqa: S608
-            'LEFT JOIN read_parquet($left) fl ON c.side = \'left\' AND fl."row" = c."row" '
-            'LEFT JOIN read_parquet($right) fr ON c.side = \'right\' AND fr."row" = c."row"'
-        )
+        # Filters on the records' own fields: the sources are read for them once.
+        hits = self._hits(filters)
         return (
-            "SELECT c.* EXCLUDE (f_key, f_description, f_amount) "  # noqa: S608 - our own SQL
-            f"FROM ({with_fields}) c{where}",
+            f"SELECT c.* FROM ({current}) c "  # noqa: S608 - our own SQL
+            f'SEMI JOIN {hits} h ON h.side = c.side AND h."row" = c."row"{where}',
             params,
         )
+
+    def _hits(self, filters: Filters) -> str:
+        """The name of a view of the (side, row) of the records whose own fields match the
+        filters' key, text and amount bounds, read from the sources once per reader (a
+        page, its count and an export's row spans share it)."""
+        wanted = (filters.side, filters.key, filters.q, filters.amount_min, filters.amount_max)
+        if wanted not in self._hit_views:
+            condition, params = fields_where(filters)
+            sides = [side for side in SIDES if filters.side in (None, side)]
+            sql = " UNION ALL ".join(
+                f"SELECT '{side}' AS side, \"row\" FROM read_parquet(${side}) "  # noqa: S608
+                f"WHERE {condition}"
+                for side in sides
+            )
+            table = self.con.sql(self._inline(sql), params=params * len(sides)).to_arrow_table()
+            name = f"hits_{len(self._hit_views)}"
+            self.con.register(name, table)
+            self._hit_views[wanted] = name
+        return self._hit_views[wanted]
 
     def count(self, filters: Filters) -> int:
         """Return how many records match ``filters``: from the engine's summary and the
@@ -193,6 +209,15 @@ class Reader:
         window reads only its own row groups; it doubles until the page is full, and any
         depth of the file costs about the same.
         """
+        if filters.needs_fields:
+            # The records that match their own fields are known (_hits): one read, in order.
+            sql, params = self._filtered(filters, after)
+            cursor = self._execute(
+                f'{sql} ORDER BY c.side, c."row" LIMIT ?',  # noqa: S608 - our own SQL
+                [*params, limit],
+            )
+            self._names = [d[0] for d in cursor.description]
+            return cursor.fetchall()
         found: list[tuple[Any, ...]] = []
         names: list[str] = []
         sides = [side for side in SIDES if filters.side in (None, side)]

@@ -161,21 +161,6 @@ def where_sql(filters: Filters, after: tuple[str, int] | None) -> tuple[str, lis
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
-    if filters.key is not None:
-        clauses.append("contains(lower(c.f_key), lower(?))")
-        params.append(filters.key)
-    if filters.q is not None:
-        clauses.append(
-            "(contains(lower(c.f_key), lower(?)) OR contains(lower(c.f_description), lower(?)))"
-        )
-        params.extend([filters.q, filters.q])
-    # Amounts compare by size: a debit of -250.00 is found by 200..300 like a credit.
-    if filters.amount_min is not None:
-        clauses.append("abs(c.f_amount) >= CAST(? AS DECIMAL(38, 18))")
-        params.append(str(filters.amount_min))
-    if filters.amount_max is not None:
-        clauses.append("abs(c.f_amount) <= CAST(? AS DECIMAL(38, 18))")
-        params.append(str(filters.amount_max))
     if filters.grouped:
         clauses.append("c.match_id IS NOT NULL")
     if filters.rows is not None:
@@ -187,12 +172,28 @@ def where_sql(filters: Filters, after: tuple[str, int] | None) -> tuple[str, lis
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-FILTER_FIELDS = (
-    "CAST(CASE WHEN c.side = 'left' THEN fl.key ELSE fr.key END AS VARCHAR) AS f_key, "
-    "CAST(CASE WHEN c.side = 'left' THEN fl.description ELSE fr.description END AS VARCHAR) "
-    "AS f_description, CASE WHEN c.side = 'left' THEN CAST(fl.amount AS DECIMAL(38, 18)) "
-    "ELSE CAST(fr.amount AS DECIMAL(38, 18)) END AS f_amount"
-)
+def fields_where(filters: Filters) -> tuple[str, list[Any]]:
+    """The filters on a record's own fields (key, text, amount), as a condition on one
+    side's source rows, and its parameters."""
+    clauses, params = [], []
+    key, description = "CAST(key AS VARCHAR)", "CAST(description AS VARCHAR)"
+    if filters.key is not None:
+        clauses.append(f"contains(lower({key}), lower(?))")
+        params.append(filters.key)
+    if filters.q is not None:
+        clauses.append(
+            f"(contains(lower({key}), lower(?)) OR contains(lower({description}), lower(?)))"
+        )
+        params.extend([filters.q, filters.q])
+    # Amounts compare by size: a debit of -250.00 is found by 200..300 like a credit.
+    size = "abs(CAST(amount AS DECIMAL(38, 18)))"
+    if filters.amount_min is not None:
+        clauses.append(f"{size} >= CAST(? AS DECIMAL(38, 18))")
+        params.append(str(filters.amount_min))
+    if filters.amount_max is not None:
+        clauses.append(f"{size} <= CAST(? AS DECIMAL(38, 18))")
+        params.append(str(filters.amount_max))
+    return " AND ".join(clauses) or "true", params
 
 
 def fields_sql(alias: str, source: str, extra: list[str] | None = None) -> str:

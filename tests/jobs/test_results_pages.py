@@ -58,3 +58,22 @@ def test_a_numbered_page_holds_what_the_cursor_walk_holds_there(world, query):
 def test_a_page_far_past_the_end_is_empty(world):
     page = world.viewer.get(world.url(f"/jobs/{world.job.id}/results?page=100000")).get_json()
     assert page["items"] == [] and page["next"] is None and page["total"] == 10
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("&q=payment", [("left", 1), ("left", 2), ("right", 1), ("right", 2)]),
+        ("&q=PAYMENT&side=right", [("right", 1), ("right", 2)]),
+        ("&key=inv&side=right", [("right", 1), ("right", 2), ("right", 4), ("right", 5)]),
+        ("&min_amount=40&max_amount=100", [(s, r) for s in ("left", "right") for r in (1, 3, 4)]),
+        ("&q=globex&status=suggested", [("left", 4), ("right", 3)]),
+        ("&q=nothing-like-this", []),
+    ],
+)
+def test_filters_on_the_records_own_fields_page_and_count_alike(world, query, expected):
+    assert [(side, row) for side, row, *_ in walk(world, query)] == expected
+    first = world.viewer.get(world.url(f"/jobs/{world.job.id}/results?per_page=2{query}"))
+    assert first.get_json()["total"] == len(expected)
+    second = world.viewer.get(world.url(f"/jobs/{world.job.id}/results?per_page=2&page=2{query}"))
+    assert [(r["side"], r["row"]) for r in second.get_json()["items"]] == expected[2:4]
