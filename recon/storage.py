@@ -42,6 +42,11 @@ class Storage:
         """Return a fresh relative path for a source of ``project_id``."""
         return f"{self.project_dir(project_id)}/sources/{uuid.uuid4().hex}.parquet"
 
+    def search_path(self, source_path: str) -> str:
+        """Return the relative path of a source's search file (recon.jobs.results), beside
+        its Parquet: built on the first text search of its records, removed with it."""
+        return source_path.removesuffix(".parquet") + ".search.parquet"
+
     def job_dir(self, project_id: int, job_id: int) -> str:
         return f"{self.project_dir(project_id)}/jobs/{job_id}"
 

@@ -22,6 +22,7 @@ previous page (keyset paging: any depth costs the same); ``page`` still works.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -40,6 +41,7 @@ from recon.jobs.results_sql import (
     CURRENT_COLUMNS,
     NO_OVERRIDES,
     RESOLVE_SQL,
+    SEARCH_SQL,
     SIDES,
     Filters,
     current_sql,
@@ -48,6 +50,7 @@ from recon.jobs.results_sql import (
     fields_where,
     neutralised,
     pairs_select,
+    search_where,
     where_sql,
 )
 from recon.pagination import Page
@@ -79,6 +82,7 @@ class Reader:
             "right": str(storage.path(right.path)),
         }
         self.left, self.right = left, right
+        self.storage = storage
         self.overrides = overrides
         self.summary = job.summary or {}
         # Bounded like a job's engine: a large read spills to the data directory's tmp.
@@ -118,22 +122,37 @@ class Reader:
 
     def _hits(self, filters: Filters) -> str:
         """The name of a view of the (side, row) of the records whose own fields match the
-        filters' key, text and amount bounds, read from the sources once per reader (a
-        page, its count and an export's row spans share it)."""
+        filters' key, text and amount bounds, read once per reader (a page, its count and
+        an export's row spans share it): from the sources' search files when only text is
+        filtered, else from the sources."""
         wanted = (filters.side, filters.key, filters.q, filters.amount_min, filters.amount_max)
         if wanted not in self._hit_views:
-            condition, params = fields_where(filters)
             sides = [side for side in SIDES if filters.side in (None, side)]
+            searched = search_where(filters)
+            condition, params = searched or fields_where(filters)
+            files = [f"'{self._search_file(s)}'" if searched else f"${s}" for s in sides]
             sql = " UNION ALL ".join(
-                f"SELECT '{side}' AS side, \"row\" FROM read_parquet(${side}) "  # noqa: S608
+                f"SELECT '{side}' AS side, \"row\" FROM read_parquet({file}) "  # noqa: S608
                 f"WHERE {condition}"
-                for side in sides
+                for side, file in zip(sides, files, strict=True)
             )
             table = self.con.sql(self._inline(sql), params=params * len(sides)).to_arrow_table()
             name = f"hits_{len(self._hit_views)}"
             self.con.register(name, table)
             self._hit_views[wanted] = name
         return self._hit_views[wanted]
+
+    def _search_file(self, side: str) -> str:
+        """The path of a side's search file, built from its source on first use (written
+        aside and moved into place: readers never see half a file)."""
+        source = self.left if side == "left" else self.right
+        path = self.storage.path(self.storage.search_path(source.path))
+        if not path.exists():
+            with self.storage.temp_path(".parquet") as tmp:
+                select = SEARCH_SQL.replace("$source", f"${side}")
+                self._execute(f"COPY ({select}) TO '{tmp}' (FORMAT parquet)", [])
+                os.replace(tmp, path)
+        return str(path).replace("'", "''")
 
     def count(self, filters: Filters) -> int:
         """Return how many records match ``filters``: from the engine's summary and the

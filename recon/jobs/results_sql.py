@@ -172,6 +172,33 @@ def where_sql(filters: Filters, after: tuple[str, int] | None) -> tuple[str, lis
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+SEARCH_SEPARATOR = "\x1f"  # between key and description in a search file's text
+SEARCH_SQL = (
+    'SELECT "row", lower(CAST(key AS VARCHAR)) AS key, '
+    "lower(coalesce(CAST(key AS VARCHAR), '') || chr(31) || "
+    "coalesce(CAST(description AS VARCHAR), '')) AS text FROM read_parquet($source)"
+)
+
+
+def search_where(filters: Filters) -> tuple[str, list[Any]] | None:
+    """The key and text filters as a condition on a source's search file (``SEARCH_SQL``:
+    lowercased once, so a search reads one column and lowers nothing), or None when the
+    filters need the source itself (amount bounds; a text the separator could fool)."""
+    if filters.amount_min is not None or filters.amount_max is not None:
+        return None
+    texts = [t for t in (filters.key, filters.q) if t is not None]
+    if not texts or any(not t or SEARCH_SEPARATOR in t for t in texts):
+        return None
+    clauses, params = [], []
+    if filters.key is not None:
+        clauses.append("contains(key, lower(?))")
+        params.append(filters.key)
+    if filters.q is not None:  # in the key or the description, never across the two
+        clauses.append("contains(text, lower(?))")
+        params.append(filters.q)
+    return " AND ".join(clauses), params
+
+
 def fields_where(filters: Filters) -> tuple[str, list[Any]]:
     """The filters on a record's own fields (key, text, amount), as a condition on one
     side's source rows, and its parameters."""

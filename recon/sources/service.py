@@ -415,3 +415,4 @@ def delete_source(
     session.delete(source)
     session.commit()
     storage.remove(path)
+    storage.remove(storage.search_path(path))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from recon.extensions import db
+from recon.sources.service import delete_source
 from tests.review.helpers import build_world
 
 
@@ -77,3 +79,25 @@ def test_filters_on_the_records_own_fields_page_and_count_alike(world, query, ex
     assert first.get_json()["total"] == len(expected)
     second = world.viewer.get(world.url(f"/jobs/{world.job.id}/results?per_page=2&page=2{query}"))
     assert [(r["side"], r["row"]) for r in second.get_json()["items"]] == expected[2:4]
+
+
+def test_a_text_search_builds_each_sides_search_file_once_and_it_goes_with_the_source(world):
+    storage = world.app.extensions["recon_storage"]
+    files = {s.id: storage.path(storage.search_path(s.path)) for s in (world.left, world.right)}
+    assert not any(f.exists() for f in files.values())
+    url = world.url(f"/jobs/{world.job.id}/results?q=Globex")
+    assert [(r["side"], r["row"]) for r in world.viewer.get(url).get_json()["items"]] == [
+        ("left", 4),
+        ("right", 3),
+    ]
+    assert all(f.exists() for f in files.values())
+    built = {i: f.stat().st_mtime_ns for i, f in files.items()}
+    assert world.viewer.get(url).get_json()["total"] == 2
+    assert {i: f.stat().st_mtime_ns for i, f in files.items()} == built
+    # A text with the separator of key and description is searched in the sources.
+    odd = world.viewer.get(world.url(f"/jobs/{world.job.id}/results?q=INV-1%1FPayment"))
+    assert odd.status_code == 200 and odd.get_json()["total"] == 0
+    db.session.delete(world.job)  # the job first: it holds its sources
+    db.session.commit()
+    delete_source(session=db.session, storage=storage, source=world.left)
+    assert not files[world.left.id].exists() and files[world.right.id].exists()
