@@ -70,6 +70,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/api/projects/<int:pid>/profiles/<int:prid>"): PROJECT_WRITE,
     ("DELETE", "/api/projects/<int:pid>/profiles/<int:prid>"): PROJECT_WRITE,
     ("GET", "/api/projects/<int:pid>/audit"): PROJECT_READ,
+    ("GET", "/api/projects/<int:pid>/audit/export"): PROJECT_READ,
     ("GET", "/api/projects/<int:pid>/jobs"): PROJECT_READ,
     ("POST", "/api/projects/<int:pid>/jobs"): PROJECT_WRITE,
     ("GET", "/api/projects/<int:pid>/jobs/<int:jid>"): PROJECT_READ,
@@ -81,6 +82,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/api/projects/<int:pid>/rulesets/<int:rid>"): PROJECT_READ,
     ("GET", "/api/projects/<int:pid>/rulesets/<int:rid>/versions"): PROJECT_READ,
     ("GET", "/api/projects/<int:pid>/exceptions"): PROJECT_READ,
+    ("GET", "/api/projects/<int:pid>/exceptions/export"): PROJECT_READ,
     ("POST", "/api/projects/<int:pid>/exceptions/bulk"): PROJECT_WRITE,
     ("GET", "/api/projects/<int:pid>/exceptions/<int:eid>"): PROJECT_READ,
     ("PATCH", "/api/projects/<int:pid>/exceptions/<int:eid>"): PROJECT_WRITE,
@@ -97,6 +99,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/api/projects/<int:pid>/manual-matches/<int:mid>"): PROJECT_READ,
     ("DELETE", "/api/projects/<int:pid>/manual-matches/<int:mid>"): PROJECT_WRITE,
     ("GET", "/api/projects/<int:pid>/approvals"): PROJECT_READ,
+    ("GET", "/api/projects/<int:pid>/approvals/export"): PROJECT_READ,
     # The maker gets 403 from the service itself (tests/review/test_state.py).
     ("POST", "/api/projects/<int:pid>/approvals/<int:aid>/approve"): PROJECT_WRITE,
     ("POST", "/api/projects/<int:pid>/approvals/<int:aid>/reject"): PROJECT_WRITE,
@@ -130,11 +133,13 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("POST", f"{WS}/jobs/<id:jid>/sign-off"): PAGE_MANAGE,
     ("POST", f"{WS}/jobs/<id:jid>/manual-matches/<id:mid>/undo"): PAGE_WRITE,
     ("GET", f"{WS}/approvals"): PAGE_READ,
+    ("GET", f"{WS}/approvals/export"): PAGE_READ,
     ("POST", f"{WS}/approvals/<id:aid>/<any(approve,reject):verdict>"): PAGE_WRITE,
     ("GET", f"{WS}/jobs/<id:jid>/match"): PAGE_READ,
     ("POST", f"{WS}/jobs/<id:jid>/match"): PAGE_WRITE,
     ("POST", f"{WS}/jobs/<id:jid>/match/balance"): PAGE_WRITE,
     ("GET", f"{WS}/exceptions"): PAGE_READ,
+    ("GET", f"{WS}/exceptions/export"): PAGE_READ,
     ("POST", f"{WS}/exceptions/bulk"): PAGE_WRITE,
     ("GET", f"{WS}/exceptions/<id:eid>"): PAGE_READ,
     ("POST", f"{WS}/exceptions/<id:eid>/assign"): PAGE_WRITE,
@@ -143,6 +148,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("POST", f"{WS}/exceptions/<id:eid>/comments"): PAGE_WRITE,
     ("GET", f"{WS}/analytics"): PAGE_READ,
     ("GET", f"{WS}/audit"): PAGE_READ,
+    ("GET", f"{WS}/audit/export"): PAGE_READ,
 }
 DESTRUCTIVE_LAST = {"/api/projects/<int:pid>"}
 # The workspace's removals act on spare objects, so later routes still find theirs (the API's

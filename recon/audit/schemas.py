@@ -1,6 +1,7 @@
 import marshmallow as ma
 
 from recon.pagination import PageArgsSchema, page_schema
+from recon.review.export import FORMATS
 
 
 class AuditEventSchema(ma.Schema):
@@ -17,7 +18,7 @@ class AuditEventSchema(ma.Schema):
     created_at = ma.fields.AwareDateTime()
 
 
-class AuditArgsSchema(PageArgsSchema):
+class AuditFilterSchema(ma.Schema):
     object_type = ma.fields.String(load_default=None)
     object_id = ma.fields.String(
         load_default=None,
@@ -27,4 +28,12 @@ class AuditArgsSchema(PageArgsSchema):
     action = ma.fields.String(load_default=None)
 
 
+class AuditArgsSchema(AuditFilterSchema, PageArgsSchema):
+    pass
+
+
 AuditPageSchema = page_schema(AuditEventSchema, "AuditPage")
+
+
+class AuditExportArgsSchema(AuditFilterSchema):
+    format = ma.fields.String(load_default="csv", validate=ma.validate.OneOf(FORMATS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from instrumentation import db_query_timer
 from recon.audit.models import AuditEvent
@@ -78,6 +78,21 @@ def get_events(
     action: str | None = None,
 ) -> Page[AuditEvent]:
     """Return a page of events, newest first (a project's, or all with project_id None)."""
+    query = events_query(
+        project_id=project_id, object_type=object_type, object_id=object_id, action=action
+    )
+    with db_query_timer("select", "audit_events"):
+        return paginate(session, query, page=page, per_page=per_page)
+
+
+def events_query(
+    *,
+    project_id: int | None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
+) -> Select[Any]:
+    """Return the select of the events, newest first, that the filters keep."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc())
     if project_id is not None:
         query = query.where(AuditEvent.project_id == project_id)
@@ -87,5 +102,4 @@ def get_events(
         query = query.where(AuditEvent.object_id == object_id)
     if action:
         query = query.where(AuditEvent.action == action)
-    with db_query_timer("select", "audit_events"):
-        return paginate(session, query, page=page, per_page=per_page)
+    return query

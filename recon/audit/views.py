@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, current_app
 from flask_smorest import Blueprint
 
-from recon.audit.schemas import AuditArgsSchema, AuditPageSchema
+from recon.audit.schemas import AuditArgsSchema, AuditExportArgsSchema, AuditPageSchema
 from recon.audit.service import get_events
 from recon.auth.guard import current_project
 from recon.extensions import db
+from recon.review.export import documented_download, download, export_audit
 
 blp = Blueprint(
     "audit",
@@ -23,3 +25,21 @@ blp = Blueprint(
 def audit(args: dict[str, Any], pid: int) -> Any:
     """Page through every change made in the project, newest first."""
     return get_events(session=db.session, project_id=current_project().id, **args)
+
+
+@blp.route("/export", methods=["GET"])
+@blp.arguments(AuditExportArgsSchema, location="query")
+@documented_download(blp)
+def audit_export(args: dict[str, Any], pid: int) -> Response:
+    """Stream the project's audit log as CSV or XLSX (formula-safe), newest first, with the
+    log's filters; ``before`` and ``after`` as JSON text."""
+    fmt = args.pop("format")
+    return download(
+        export_audit(
+            session=db.session,
+            storage=current_app.extensions["recon_storage"],
+            project=current_project(),
+            fmt=fmt,
+            filters=args,
+        )
+    )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, stream_with_context, url_for
+from flask import Response, current_app, jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -26,7 +26,7 @@ from recon.jobs.schemas import (
 )
 from recon.jobs.service import cancel_job, create_job, get_job, get_jobs
 from recon.projects.models import ProjectRole
-from recon.review.export import export_job
+from recon.review.export import documented_download, download, export_job
 from recon.review.signoff import sign_off
 from recon.review.state import get_current_results, job_state
 
@@ -149,14 +149,7 @@ def results(args: dict[str, Any], pid: int, jid: int) -> Any:
 
 @blp.route("/jobs/<int:jid>/export", methods=["GET"])
 @blp.arguments(ExportArgsSchema, location="query")
-@blp.response(200, {"format": "binary", "type": "string"}, content_type="text/csv")
-@blp.alt_response(
-    200,
-    schema={"format": "binary", "type": "string"},
-    content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    description="format=xlsx",
-    success=True,
-)
+@documented_download(blp)
 def export(args: dict[str, Any], pid: int, jid: int) -> Response:
     """Stream the job as CSV or XLSX (formula-safe): ``view=records`` (one row per record,
     current state, the sources' own columns), ``pairs`` (one row per match or break, the
@@ -173,11 +166,7 @@ def export(args: dict[str, Any], pid: int, jid: int) -> Response:
         filters=result_filters(args),
         cache=_cache(),
     )
-    return Response(
-        stream_with_context(exported.chunks),
-        mimetype=exported.mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
-    )
+    return download(exported)
 
 
 @blp.route("/rulesets")

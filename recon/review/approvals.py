@@ -10,6 +10,7 @@ Every step is audited with before and after.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -93,6 +94,27 @@ def approval_view(approval: Approval) -> dict[str, Any]:
     }
 
 
+def _approvals_where(project: Project, status: str | None) -> list[Any]:
+    where = [Approval.project_id == project.id]
+    if status:
+        where.append(Approval.status == ApprovalStatus(status))
+    return where
+
+
+def approvals_of(
+    *, session: SessionLike, project: Project, status: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield every approval of the project as the API lists it, oldest first."""
+    query = (
+        select(Approval)
+        .where(*_approvals_where(project, status))
+        .order_by(Approval.created_at, Approval.id)
+        .execution_options(yield_per=1000)
+    )
+    for approval in session.scalars(query):
+        yield approval_view(approval)
+
+
 def get_approvals(
     *,
     session: SessionLike,
@@ -102,9 +124,7 @@ def get_approvals(
     per_page: int = 50,
 ) -> Page[dict[str, Any]]:
     """Return a page of the project's approvals, oldest first (pending ones to decide)."""
-    where = [Approval.project_id == project.id]
-    if status:
-        where.append(Approval.status == ApprovalStatus(status))
+    where = _approvals_where(project, status)
     with db_query_timer("select", "approvals"):
         total = session.scalar(select(func.count()).select_from(Approval).where(*where)) or 0
         rows = session.scalars(

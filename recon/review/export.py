@@ -23,28 +23,37 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import xlsxwriter
-from sqlalchemy import select
+from flask import Response, stream_with_context
+from flask_smorest import Blueprint
+from sqlalchemy import or_, select
 
+from recon.audit.service import events_query
 from recon.cache_keys import Cache
 from recon.db_types import SessionLike, utcnow
 from recon.jobs.models import Job
 from recon.jobs.results import Reader, require_results
 from recon.jobs.results_sql import NO_OVERRIDES, Filters
-from recon.review.models import ReconException
+from recon.projects.models import Project
+from recon.review.approvals import approvals_of
+from recon.review.listing import filtered_query
+from recon.review.models import Approval, ReconException
 from recon.review.state import applied_overrides, pair_key_of
 from recon.sources.models import Source
 from recon.storage import Storage
 from recon.users.models import User
 
+F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("csv", "xlsx")
 EXPORT_VIEWS = ("records", "pairs", "exceptions")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -76,6 +85,38 @@ class Export:
     filename: str
     mimetype: str
     chunks: Iterator[bytes]
+
+
+def download(exported: Export) -> Response:
+    """The export as a streamed attachment. Its first chunk is made before the response
+    starts: an error there is the error's answer, not a broken download."""
+    first = next(exported.chunks, b"")
+    return Response(
+        stream_with_context(itertools.chain([first], exported.chunks)),
+        mimetype=exported.mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
+    )
+
+
+def documented_download(blp: Blueprint) -> Callable[[F], F]:
+    """The OpenAPI responses of a CSV/XLSX download, for a route of ``blp``."""
+
+    def decorate(view: F) -> F:
+        view = blp.alt_response(
+            200,
+            schema={"format": "binary", "type": "string"},
+            content_type=MIMETYPES["xlsx"],
+            description="format=xlsx",
+            success=True,
+        )(view)
+        return cast(
+            F,
+            blp.response(200, {"format": "binary", "type": "string"}, content_type="text/csv")(
+                view
+            ),
+        )
+
+    return decorate
 
 
 def neutralise(value: Any) -> Any:
@@ -174,8 +215,10 @@ def _queries(reader: Reader, view: str, filters: Filters) -> Iterator[tuple[str,
         yield from reader.records_sql(filters)
 
 
+BATCH = 5000  # rows read from the database at a time
 EXCEPTION_COLUMNS = (
     "id",
+    "job_id",
     "side",
     "row",
     "kind",
@@ -204,16 +247,21 @@ def _exceptions(session: SessionLike, job: Job, status: str | None) -> Batches:
             ReconException.pair_key == pair_key_of(job),
         )
         .order_by(ReconException.side, ReconException.row)
-        .execution_options(yield_per=5000)
     )
     if status:
         query = query.where(ReconException.status == status)
+    return _exception_batches(session, query)
+
+
+def _exception_batches(session: SessionLike, query: Any) -> Batches:
+    """The rows of a select of (ReconException, assignee's username), EXCEPTION_COLUMNS."""
     now = utcnow()
     batch: list[tuple[Any, ...]] = []
-    for exc, assignee in session.execute(query):
+    for exc, assignee in session.execute(query.execution_options(yield_per=BATCH)):
         batch.append(
             (
                 exc.id,
+                exc.job_id,
                 exc.side,
                 exc.row,
                 exc.kind.value,
@@ -232,10 +280,14 @@ def _exceptions(session: SessionLike, job: Job, status: str | None) -> Batches:
                 exc.manual_match_id,
             )
         )
-        if len(batch) >= 5000:
+        if len(batch) >= BATCH:
             yield list(EXCEPTION_COLUMNS), batch
             batch = []
     yield list(EXCEPTION_COLUMNS), batch
+
+
+def _stream(batches: Batches, fmt: str, storage: Storage, sheet: str) -> Iterator[bytes]:
+    yield from _csv(batches) if fmt == "csv" else _xlsx(batches, storage.tmp_dir, sheet)
 
 
 def export_job(
@@ -263,8 +315,7 @@ def export_job(
     name = f"job-{job.id}-{view}-{status or 'all'}.{fmt}"
 
     def database() -> Iterator[bytes]:
-        batches = _exceptions(session, job, status)
-        yield from _csv(batches) if fmt == "csv" else _xlsx(batches, storage.tmp_dir, view)
+        yield from _stream(_exceptions(session, job, status), fmt, storage, view)
 
     def results() -> Iterator[bytes]:
         with Reader(storage=storage, job=job, left=left, right=right, overrides=table) as reader:
@@ -276,3 +327,125 @@ def export_job(
 
     chunks = database() if view == "exceptions" else results()
     return Export(filename=name, mimetype=MIMETYPES[fmt], chunks=chunks)
+
+
+def export_queue(
+    *, session: SessionLike, storage: Storage, project: Project, fmt: str, filters: dict[str, Any]
+) -> Export:
+    """Return the export of the project's exceptions list, every page of it, filtered and
+    sorted as the list is (recon.review.listing's own query)."""
+    query = (
+        filtered_query(project_id=project.id, filters=filters)
+        .add_columns(User.username)
+        .outerjoin(User, User.id == ReconException.assignee_id)
+    )
+    chunks = _stream(_exception_batches(session, query), fmt, storage, "exceptions")
+    return Export(
+        filename=f"project-{project.id}-exceptions.{fmt}", mimetype=MIMETYPES[fmt], chunks=chunks
+    )
+
+
+AUDIT_COLUMNS = (
+    "id",
+    "created_at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "request_id",
+)
+APPROVAL_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "job_id",
+    "manual_match_id",
+    "exception_id",
+    "maker",
+    "checker",
+    "write_off",
+    "currency",
+    "reason_code",
+    "note",
+    "decision_note",
+    "created_at",
+    "decided_at",
+)
+
+
+def _pages(rows: Iterable[tuple[Any, ...]], columns: tuple[str, ...]) -> Batches:
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH:
+            yield list(columns), batch
+            batch = []
+    yield list(columns), batch
+
+
+def export_audit(
+    *, session: SessionLike, storage: Storage, project: Project, fmt: str, filters: dict[str, Any]
+) -> Export:
+    """Return the export of the project's audit log, newest first, filtered as the log's
+    page is (object_type, object_id, action); before and after as JSON text."""
+    query = events_query(project_id=project.id, **filters).execution_options(yield_per=BATCH)
+    rows = (
+        (
+            e.id,
+            e.created_at.isoformat(),
+            e.actor,
+            e.action,
+            e.object_type,
+            e.object_id,
+            json.dumps(e.before, sort_keys=True, default=str) if e.before is not None else None,
+            json.dumps(e.after, sort_keys=True, default=str) if e.after is not None else None,
+            e.request_id,
+        )
+        for e in session.scalars(query)
+    )
+    chunks = _stream(_pages(rows, AUDIT_COLUMNS), fmt, storage, "audit")
+    return Export(
+        filename=f"project-{project.id}-audit.{fmt}", mimetype=MIMETYPES[fmt], chunks=chunks
+    )
+
+
+def export_approvals(
+    *, session: SessionLike, storage: Storage, project: Project, fmt: str, status: str | None
+) -> Export:
+    """Return the export of the project's approvals, oldest first (``status`` filters)."""
+    deciders = [
+        select(c).where(Approval.project_id == project.id)
+        for c in (Approval.maker_id, Approval.checker_id)
+    ]
+    names = {
+        uid: name
+        for uid, name in session.execute(
+            select(User.id, User.username).where(or_(*[User.id.in_(d) for d in deciders]))
+        )
+    }
+    rows = (
+        (
+            a["id"],
+            a["kind"],
+            a["status"],
+            a["job_id"],
+            a["manual_match_id"],
+            a["exception_id"],
+            names.get(a["maker_id"]),
+            names.get(a["checker_id"]),
+            a["write_off"],
+            a["currency"],
+            a["reason_code"],
+            a["note"],
+            a["decision_note"],
+            a["created_at"].isoformat() if a["created_at"] else None,
+            a["decided_at"].isoformat() if a["decided_at"] else None,
+        )
+        for a in approvals_of(session=session, project=project, status=status)
+    )
+    chunks = _stream(_pages(rows, APPROVAL_COLUMNS), fmt, storage, "approvals")
+    return Export(
+        filename=f"project-{project.id}-approvals.{fmt}", mimetype=MIMETYPES[fmt], chunks=chunks
+    )

@@ -2,6 +2,7 @@ import marshmallow as ma
 
 from recon.fields import Id, Money, RowNumber, Text
 from recon.pagination import KeysetArgsSchema, PageArgsSchema, page_schema
+from recon.review.export import FORMATS
 from recon.review.listing import SORTS
 from recon.review.models import (
     ApprovalStatus,
@@ -199,3 +200,12 @@ ExceptionPageSchema = page_schema(ExceptionSchema, "ExceptionPage", capped=True)
 CommentPageSchema = page_schema(CommentSchema, "CommentPage")
 ManualMatchPageSchema = page_schema(ManualMatchSchema, "ManualMatchPage")
 ApprovalPageSchema = page_schema(ApprovalSchema, "ApprovalPage")
+
+
+class ExceptionExportArgsSchema(ExceptionFilterSchema):
+    format = ma.fields.String(load_default="csv", validate=ma.validate.OneOf(FORMATS))
+
+
+class ApprovalExportArgsSchema(ma.Schema):
+    status = ma.fields.Enum(ApprovalStatus, by_value=True, load_default=None)
+    format = ma.fields.String(load_default="csv", validate=ma.validate.OneOf(FORMATS))

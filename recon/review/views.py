@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -12,6 +12,7 @@ from recon.extensions import db
 from recon.pagination import PageArgsSchema
 from recon.review.approvals import decide_approval, get_approvals
 from recon.review.bulk import bulk_update
+from recon.review.export import documented_download, download, export_approvals, export_queue
 from recon.review.listing import get_exception, get_exceptions
 from recon.review.manual import (
     create_manual_match,
@@ -22,6 +23,7 @@ from recon.review.manual import (
 from recon.review.schemas import (
     ApprovalArgsSchema,
     ApprovalDecisionSchema,
+    ApprovalExportArgsSchema,
     ApprovalPageSchema,
     ApprovalSchema,
     BulkResultSchema,
@@ -30,6 +32,7 @@ from recon.review.schemas import (
     CommentPageSchema,
     CommentSchema,
     ExceptionArgsSchema,
+    ExceptionExportArgsSchema,
     ExceptionPageSchema,
     ExceptionSchema,
     ExceptionUpdateSchema,
@@ -58,6 +61,25 @@ def _cache() -> Any:
 
 def _exception(eid: int) -> Any:
     return get_exception(session=db.session, project=current_project(), exception_id=eid)
+
+
+@blp.route("/exceptions/export", methods=["GET"])
+@blp.arguments(ExceptionExportArgsSchema, location="query")
+@documented_download(blp)
+def exceptions_export(args: dict[str, Any], pid: int) -> Response:
+    """Stream the exceptions list as CSV or XLSX (formula-safe), every page of it, with the
+    list's filters and sort: id, job, side, row, kind, status, the record's fields,
+    assignee, reason, note, opened/resolved and age in days."""
+    fmt = args.pop("format")
+    return download(
+        export_queue(
+            session=db.session,
+            storage=current_app.extensions["recon_storage"],
+            project=current_project(),
+            fmt=fmt,
+            filters=args,
+        )
+    )
 
 
 @blp.route("/exceptions")
@@ -213,6 +235,24 @@ def approvals(args: dict[str, Any], pid: int) -> Any:
         project=current_project(),
         status=status.value if status else None,
         **args,
+    )
+
+
+@blp.route("/approvals/export", methods=["GET"])
+@blp.arguments(ApprovalExportArgsSchema, location="query")
+@documented_download(blp)
+def approvals_export(args: dict[str, Any], pid: int) -> Response:
+    """Stream the project's approvals as CSV or XLSX (formula-safe), oldest first;
+    ``?status=pending`` as on the list."""
+    status = args["status"]
+    return download(
+        export_approvals(
+            session=db.session,
+            storage=current_app.extensions["recon_storage"],
+            project=current_project(),
+            fmt=args["format"],
+            status=status.value if status else None,
+        )
     )
 
 

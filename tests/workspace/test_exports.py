@@ -49,7 +49,7 @@ def test_the_job_page_exports_records_pairs_and_exceptions_in_both_formats(world
     assert book.headers["Content-Disposition"].endswith('-records-all.xlsx"')
     assert len(sheet(book)) == len(rows)
     exceptions = sheet(page.get(found["exceptions-xlsx"]))
-    assert exceptions[0][:5] == ("id", "side", "row", "kind", "status")
+    assert exceptions[0][:6] == ("id", "job_id", "side", "row", "kind", "status")
     assert len(exceptions) == 1 + 8  # the world's eight open exceptions
     pairs = list(csv.DictReader(io.StringIO(page.get(found["pairs-csv"]).get_data(as_text=True))))
     assert [(p["status"], p["difference"]) for p in pairs] == [
@@ -70,12 +70,16 @@ def test_the_results_export_keeps_the_pages_filters_and_view(world, page):
     assert len(sheet(page.get(found["records-xlsx"]))) == 3
 
 
-def test_the_queue_exports_the_exceptions_of_its_job(world, page):
+def test_the_queue_exports_its_list_with_its_filters(world, page):
     html = page.get(f"/projects/{world.pid}/exceptions?unresolved=true&status=open").get_data(
         as_text=True
     )
-    assert f"Export the exceptions of job {world.job.id} (open)" in html
+    assert "Export this list, every page, as filtered and sorted" in html
     found = links(html)
+    assert (
+        "status=open" in found["exceptions-csv"]
+        and "/exceptions/export?" in found["exceptions-csv"]
+    )
     rows = list(csv.reader(io.StringIO(page.get(found["exceptions-csv"]).get_data(as_text=True))))
     assert len(rows) == 1 + 8 and all("open" in r for r in rows[1:])
     assert len(sheet(page.get(found["exceptions-xlsx"]))) == 1 + 8

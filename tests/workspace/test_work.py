@@ -164,7 +164,7 @@ def test_exports_download_from_the_pages_that_list_them(browsing: Browsing) -> N
         page.click("[data-export=exceptions-xlsx]")
     assert download.value.suggested_filename.endswith(".xlsx")
     values = workbook_rows(download.value.path())
-    assert values[0][:5] == ("id", "side", "row", "kind", "status") and len(values) > 100
+    assert values[0][:6] == ("id", "job_id", "side", "row", "kind", "status") and len(values) > 100
     page.goto(b.url(f"/projects/{pid}/jobs/{jid}"))
     with page.expect_download() as download:
         page.click("[data-export=pairs-xlsx]")

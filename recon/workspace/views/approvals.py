@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import Response, request
 from werkzeug.datastructures import MultiDict
 
 from recon.auth.guard import current_actor, current_project, current_user
 from recon.errors import APIError
 from recon.review.approvals import decide_approval, get_approvals
-from recon.review.schemas import ApprovalArgsSchema, ApprovalDecisionSchema
+from recon.review.export import download, export_approvals
+from recon.review.schemas import (
+    ApprovalArgsSchema,
+    ApprovalDecisionSchema,
+    ApprovalExportArgsSchema,
+)
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import load
 from recon.workspace.render import page
-from recon.workspace.views.common import cache, session
+from recon.workspace.views.common import cache, session, storage
 from recon.workspace.views.exceptions import member_names
 
 DEFAULT: MultiDict[str, str] = MultiDict({"status": "pending"})
@@ -45,6 +50,21 @@ def _approvals_page(status: int = 200, **extra: Any) -> Any:
         me=me,
         query={k: v for k, v in request.args.items() if k != "page" and v},
         **extra,
+    )
+
+
+@bp.route("/projects/<id:pid>/approvals/export", endpoint="approvals_export")
+def approvals_export(pid: int) -> Response:
+    """The approvals shown (``?status=``, all when blank) as CSV or XLSX (the API's export)."""
+    args = load(ApprovalExportArgsSchema(), request.args)
+    return download(
+        export_approvals(
+            session=session(),
+            storage=storage(),
+            project=current_project(),
+            fmt=args["format"],
+            status=args["status"].value if args["status"] else None,
+        )
     )
 
 

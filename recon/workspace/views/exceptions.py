@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import marshmallow as ma
-from flask import request
+from flask import Response, request
 from werkzeug.datastructures import MultiDict
 
 from recon.audit.service import get_events
@@ -21,17 +21,20 @@ from recon.jobs.compare import differing_fields
 from recon.projects.service import get_members
 from recon.projects.settings import project_settings
 from recon.review.bulk import bulk_update
+from recon.review.export import download, export_queue
 from recon.review.listing import SORTS, get_counterparts, get_exception, get_exceptions
 from recon.review.models import ExceptionKind, ExceptionStatus, ReconException
 from recon.review.schemas import (
     CommentCreateSchema,
     ExceptionArgsSchema,
+    ExceptionExportArgsSchema,
+    ExceptionFilterSchema,
 )
 from recon.review.service import add_comment, decide_suggestion, get_comments, update_exception
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import load
 from recon.workspace.render import STANDALONE, page
-from recon.workspace.views.common import cache, session
+from recon.workspace.views.common import cache, session, storage
 
 DEFAULT_QUEUE = {"unresolved": "true"}
 QUEUE_PAGE = 25
@@ -130,8 +133,6 @@ def _workbench(
         back=back,
         query={k: v for k, v in parse_qsl(back, keep_blank_values=True) if k != "page"},
         index=index,
-        # The export is a job's: the job filtered on, else the job of the first item.
-        export_job=args["job"] or (items[0].job_id if items else None),
         names=member_names(),
         me=current_user(),
         reasons=project_settings(current_project()).reason_codes,
@@ -148,6 +149,21 @@ def queue(pid: int) -> Any:
     """The queue, filtered and sorted, with its first item (or ``?i=``) selected."""
     index = request.args.get("i", "0")
     return _workbench(request.query_string.decode(), int(index) if index.isdigit() else 0)
+
+
+@bp.route("/projects/<id:pid>/exceptions/export", endpoint="queue_export")
+def queue_export(pid: int) -> Response:
+    """The queue as CSV or XLSX, every page, with its filters and sort (the API's export)."""
+    args, _ = _queue_args(request.query_string.decode())
+    fields = ExceptionFilterSchema().fields
+    exported = export_queue(
+        session=session(),
+        storage=storage(),
+        project=current_project(),
+        fmt=load(ExceptionExportArgsSchema(), request.args)["format"],
+        filters={k: v for k, v in args.items() if k in fields},
+    )
+    return download(exported)
 
 
 @bp.route("/projects/<id:pid>/exceptions/<id:eid>", endpoint="exception")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 
 from recon.analytics.service import get_analytics
-from recon.audit.schemas import AuditArgsSchema
+from recon.audit.schemas import AuditArgsSchema, AuditExportArgsSchema
 from recon.audit.service import get_events
 from recon.auth.guard import current_project
+from recon.review.export import download, export_audit
 from recon.workspace import charts
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import load
@@ -47,4 +48,16 @@ def audit(pid: int) -> Any:
         events=events,
         args=args,
         query={k: v for k, v in request.args.items() if k != "page" and v},
+    )
+
+
+@bp.route("/projects/<id:pid>/audit/export", endpoint="audit_export")
+def audit_export(pid: int) -> Response:
+    """The audit log as CSV or XLSX, every page, with the page's filters (the API's export)."""
+    args = load(AuditExportArgsSchema(), request.args)
+    fmt = args.pop("format")
+    return download(
+        export_audit(
+            session=session(), storage=storage(), project=current_project(), fmt=fmt, filters=args
+        )
     )

@@ -3,10 +3,9 @@ paging) and their exports (CSV, XLSX)."""
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-from flask import Response, make_response, request, stream_with_context
+from flask import Response, make_response, request
 
 from recon.auth.guard import current_actor, current_project, project_role
 from recon.cache_keys import job_key
@@ -17,7 +16,7 @@ from recon.jobs.results_sql import Filters
 from recon.jobs.schemas import ExportArgsSchema, ResultArgsSchema, result_filters
 from recon.jobs.service import cancel_job, get_job
 from recon.projects.models import ProjectRole
-from recon.review.export import export_job
+from recon.review.export import download, export_job
 from recon.review.signoff import sign_off
 from recon.review.state import get_current_results, job_state
 from recon.sources.models import Source
@@ -182,11 +181,4 @@ def export(pid: int, jid: int) -> Response:
         filters=result_filters(args),
         cache=cache(),
     )
-    # The first chunk before the response starts: a job without results is a 409 page then,
-    # not a broken download.
-    first = next(exported.chunks, b"")
-    return Response(
-        stream_with_context(itertools.chain([first], exported.chunks)),
-        mimetype=exported.mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
-    )
+    return download(exported)  # a job without results is a 409 page, not a broken download
