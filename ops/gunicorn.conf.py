@@ -13,7 +13,9 @@ meter provider, the DB pool and the Redis connections are the worker's own.
 Environment:
     PORT              port to listen on (default 8000)
     RECON_BIND_HOST   address to listen on (default 127.0.0.1; containers set 0.0.0.0)
-    GUNICORN_THREADS  threads in the worker (default 8)
+    GUNICORN_WORKERS  worker processes (default 1; more only with OTEL_METRICS_EXPORTER=otlp
+                      for exact metrics, see above)
+    GUNICORN_THREADS  threads in each worker (default 8)
     GUNICORN_TIMEOUT  seconds before a silent worker is restarted (default 60)
 """
 
@@ -23,7 +25,7 @@ import os
 from typing import Any
 
 bind = [f"{os.environ.get('RECON_BIND_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
-workers = 1
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 preload_app = False

@@ -136,7 +136,7 @@ class Stack:
 
 
 @contextmanager
-def stack(tmp: Path) -> Iterator[Stack]:
+def stack(tmp: Path, workers: int = 1) -> Iterator[Stack]:
     with ExitStack() as stop:
         redis = Redis(tmp)
         redis.start()
@@ -155,6 +155,7 @@ def stack(tmp: Path) -> Iterator[Stack]:
             "PORT": str(port),
             "RECON_BIND_HOST": "127.0.0.1",
             "PYTHONPATH": str(ROOT),
+            "GUNICORN_WORKERS": str(workers),
         }
         subprocess.run(
             [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
@@ -379,8 +380,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="requests per second offered")
     parser.add_argument("--seconds", type=float, default=60, help="length of each run")
     parser.add_argument("--threads", type=int, default=64, help="client threads (open loop)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gunicorn worker processes (GUNICORN_WORKERS)"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="recon-load-") as tmp, stack(Path(tmp)) as s:
+    with (
+        tempfile.TemporaryDirectory(prefix="recon-load-") as tmp,
+        stack(Path(tmp), args.workers) as s,
+    ):
         kinds = mix(s)
         health = Run("health (baseline)")
         drive(
@@ -420,7 +427,8 @@ def main() -> None:
         )
         print(
             f"\noffered {args.rate:.0f} req/s for {args.seconds:.0f} s per run, "
-            f"{args.threads} client threads, gunicorn + 1 Celery worker + PostgreSQL + Redis"
+            f"{args.threads} client threads, gunicorn ({args.workers} worker(s)) + 1 Celery worker "
+            "+ PostgreSQL + Redis"
         )
         for run in (health, steady, outage):
             report(run, None if run is health else health)
