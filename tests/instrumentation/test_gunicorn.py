@@ -27,7 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_gunicorn(tmp: Path, *extra: str) -> tuple[subprocess.Popen[str], str, Path]:
+def start_gunicorn(
+    tmp: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str, Path]:
     port = free_port()
     log = tmp / "gunicorn.log"
     env = {
@@ -41,6 +43,7 @@ def start_gunicorn(tmp: Path, *extra: str) -> tuple[subprocess.Popen[str], str, 
         "RECON_METRICS_TOKEN": "",
         "GUNICORN_THREADS": "4",
         "PYTHONPATH": str(ROOT),
+        **(env_extra or {}),
     }
     with log.open("w") as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
@@ -112,8 +115,8 @@ def test_every_scrape_reports_exactly_n_requests(server: str) -> None:
 
 @pytest.mark.slow
 def test_more_than_one_worker_logs_that_metrics_are_per_process(tmp_path: Path) -> None:
-    proc, _, log = start_gunicorn(tmp_path, "--workers", "2")
+    proc, _, log = start_gunicorn(tmp_path, env_extra={"GUNICORN_WORKERS": "2"})
     stop(proc)
     text = log.read_text()
-    assert "2 worker processes" in text
+    assert "2 worker processes" in text and text.count("Booting worker") == 2
     assert "metrics are per process" in text
