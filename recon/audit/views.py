@@ -9,7 +9,7 @@ from recon.audit.schemas import AuditArgsSchema, AuditExportArgsSchema, AuditPag
 from recon.audit.service import get_events
 from recon.auth.guard import current_project
 from recon.extensions import db
-from recon.review.export import documented_download, download, export_audit
+from recon.review.export import documented_download, download_list, export_audit
 
 blp = Blueprint(
     "audit",
@@ -33,13 +33,10 @@ def audit(args: dict[str, Any], pid: int) -> Any:
 def audit_export(args: dict[str, Any], pid: int) -> Response:
     """Stream the project's audit log as CSV or XLSX (formula-safe), newest first, with the
     log's filters; ``before`` and ``after`` as JSON text."""
-    fmt = args.pop("format")
-    return download(
-        export_audit(
-            session=db.session,
-            storage=current_app.extensions["recon_storage"],
-            project=current_project(),
-            fmt=fmt,
-            filters=args,
-        )
+    return download_list(
+        export_audit,
+        session=db.session,
+        storage=current_app.extensions["recon_storage"],
+        project=current_project(),
+        args=args,
     )

@@ -98,6 +98,23 @@ def download(exported: Export) -> Response:
     )
 
 
+def download_list(
+    make: Callable[..., Export],
+    *,
+    session: SessionLike,
+    storage: Storage,
+    project: Project,
+    args: dict[str, Any],
+) -> Response:
+    """A project list's export (``export_queue``, ``export_audit``) as a download, from
+    the list's loaded arguments: its filters and ``format``."""
+    filters = dict(args)
+    fmt = filters.pop("format")
+    return download(
+        make(session=session, storage=storage, project=project, fmt=fmt, filters=filters)
+    )
+
+
 def documented_download(blp: Blueprint) -> Callable[[F], F]:
     """The OpenAPI responses of a CSV/XLSX download, for a route of ``blp``."""
 

@@ -12,7 +12,13 @@ from recon.extensions import db
 from recon.pagination import PageArgsSchema
 from recon.review.approvals import decide_approval, get_approvals
 from recon.review.bulk import bulk_update
-from recon.review.export import documented_download, download, export_approvals, export_queue
+from recon.review.export import (
+    documented_download,
+    download,
+    download_list,
+    export_approvals,
+    export_queue,
+)
 from recon.review.listing import get_exception, get_exceptions
 from recon.review.manual import (
     create_manual_match,
@@ -70,15 +76,12 @@ def exceptions_export(args: dict[str, Any], pid: int) -> Response:
     """Stream the exceptions list as CSV or XLSX (formula-safe), every page of it, with the
     list's filters and sort: id, job, side, row, kind, status, the record's fields,
     assignee, reason, note, opened/resolved and age in days."""
-    fmt = args.pop("format")
-    return download(
-        export_queue(
-            session=db.session,
-            storage=current_app.extensions["recon_storage"],
-            project=current_project(),
-            fmt=fmt,
-            filters=args,
-        )
+    return download_list(
+        export_queue,
+        session=db.session,
+        storage=current_app.extensions["recon_storage"],
+        project=current_project(),
+        args=args,
     )
 
 

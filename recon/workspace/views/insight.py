@@ -10,7 +10,7 @@ from recon.analytics.service import get_analytics
 from recon.audit.schemas import AuditArgsSchema, AuditExportArgsSchema
 from recon.audit.service import get_events
 from recon.auth.guard import current_project
-from recon.review.export import download, export_audit
+from recon.review.export import download_list, export_audit
 from recon.workspace import charts
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import load
@@ -55,9 +55,6 @@ def audit(pid: int) -> Any:
 def audit_export(pid: int) -> Response:
     """The audit log as CSV or XLSX, every page, with the page's filters (the API's export)."""
     args = load(AuditExportArgsSchema(), request.args)
-    fmt = args.pop("format")
-    return download(
-        export_audit(
-            session=session(), storage=storage(), project=current_project(), fmt=fmt, filters=args
-        )
+    return download_list(
+        export_audit, session=session(), storage=storage(), project=current_project(), args=args
     )
