@@ -9,9 +9,9 @@ amount's size before taking a page (188 ms at 317k exceptions): an index on
 (project_id, size, id) gives the page in order, largest first read backwards (the
 tie-breaker of ``largest`` is the id descending, so one index serves both). The size is
 recon.db_decimal's ``decimal_size``: a float on SQLite (enough to order), NUMERIC on
-PostgreSQL. (job_id, side, match_id, status, project_id) finds a match's counterparts
-(the queue's detail: 86 ms on the index on job_id alone, which it replaces) and covers the
-count of a job's open records a side (the manual-match lists: 83 -> 27 ms). A partial
+PostgreSQL. (job_id, side, match_id) finds a match's counterparts (the queue's detail:
+86 ms on the index on job_id alone, which it replaces) and a job's open records a side
+(the manual-match lists). A partial
 index finds a pair's rejected suggestions, which the decisions read with the decided
 exceptions (without it, a scan of the pair's exceptions: 100 ms at 317k).
 """
@@ -37,7 +37,7 @@ def upgrade():
     op.create_index(
         'ix_exceptions_job_side',
         'exceptions',
-        ['job_id', 'side', 'match_id', 'status', 'project_id'],
+        ['job_id', 'side', 'match_id'],
     )
     op.drop_index('ix_exceptions_job_id', table_name='exceptions')
     op.create_index(

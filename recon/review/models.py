@@ -70,8 +70,9 @@ class ReconException(Model):
         Index("ix_exceptions_list_kind", "project_id", "kind", "opened_at", "id"),
         Index("ix_exceptions_list_assignee", "project_id", "assignee_id", "opened_at", "id"),
         # A job's records a side: the counterparts of a match (the queue's detail), and the
-        # open ones with their count (the manual-match lists; the count reads only this).
-        Index("ix_exceptions_job_side", "job_id", "side", "match_id", "status", "project_id"),
+        # open ones (the manual-match lists, counted up to the cap). Narrow: every
+        # published exception writes it.
+        Index("ix_exceptions_job_side", "job_id", "side", "match_id"),
         # The rejected suggestions of a pair (recon.review.state.overrides): a few rows.
         Index(
             "ix_exceptions_rejected",
