@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import insert, update
 
 from recon.analytics.service import invalidate_analytics
 from recon.db_types import utcnow
 from recon.extensions import db
 from recon.review.models import ReconException
+from recon.review.state import pair_key_of
 from tests.review.helpers import RULES_2
 
 
@@ -164,3 +167,40 @@ def test_jobs_over_time_and_auto_from_the_latest_job_of_a_pair(world):
 
 def test_outsiders_do_not_see_analytics(world, analyst):
     assert analyst.get(world.url("/analytics")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        ["12.34", "-0.05", "7"] * 70,  # SQLite's integer sums
+        ["99999999999999.99"] * 1000,  # their sum overflows 64 bits: the exact aggregates
+        ["12.34", "1234567890123456789.90"],  # too long for 64 bits
+        ["1E+5", "2.50"],  # not plain digits
+    ],
+)
+def test_unreconciled_amounts_are_exact_however_they_are_added(world, amounts):
+    now = utcnow()
+    rows = [
+        {
+            "project_id": world.pid,
+            "job_id": world.job.id,
+            "pair_key": pair_key_of(world.job),
+            "kind": "unmatched",
+            "side": "left",
+            "row": 1000 + n,
+            "amount": amount,
+            "scale": 2,
+            "currency": "XTS",
+            "status": "open",
+            "opened_at": now,
+            "updated_at": now,
+        }
+        for n, amount in enumerate(amounts)
+    ]
+    db.session.execute(insert(ReconException), rows)
+    db.session.commit()
+    [xts] = [u for u in analytics(world)["unreconciled"] if u["currency"] == "XTS"]
+    total = sum((Decimal(a) for a in amounts), Decimal(0))
+    gross = sum((abs(Decimal(a)) for a in amounts), Decimal(0))
+    assert Decimal(xts["left"]) == total and Decimal(xts["net"]) == total
+    assert Decimal(xts["gross"]) == gross and xts["records"] == len(amounts)
