@@ -9,7 +9,8 @@ from recon.audit.schemas import AuditArgsSchema, AuditExportArgsSchema, AuditPag
 from recon.audit.service import get_events
 from recon.auth.guard import current_project
 from recon.extensions import db
-from recon.review.export import documented_download, download_list, export_audit
+from recon.review.export import documented_download
+from recon.review.list_exports import download_list, export_audit
 
 blp = Blueprint(
     "audit",

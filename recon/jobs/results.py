@@ -23,11 +23,8 @@ previous page (keyset paging: any depth costs the same); ``page`` still works.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -48,8 +45,6 @@ from recon.jobs.results_sql import (
     decode_cursor,
     encode_cursor,
     fields_where,
-    neutralised,
-    pairs_select,
     search_where,
     where_sql,
 )
@@ -57,8 +52,6 @@ from recon.pagination import Page
 from recon.sources.models import Source
 from recon.storage import Storage
 
-EXPORT_CHUNK = 100_000  # row numbers per export query
-EXPORT_BATCH = 5_000  # records fetched from DuckDB at a time
 WINDOW = 20_000  # row numbers a page reads first (doubling until the page is full)
 READ_MEMORY_LIMIT = "512MB"  # of the DuckDB database a process's readers share
 
@@ -98,7 +91,7 @@ class Reader:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> Reader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -204,12 +197,6 @@ class Reader:
             self._bounds = {side: (int(low), int(high)) for side, low, high in rows}
         return self._bounds
 
-    def _left_count(self) -> int:
-        found = self._execute(
-            "SELECT count(*) FROM read_parquet($results) WHERE side = 'left'", []
-        ).fetchone()
-        return int(found[0]) if found else 0
-
     def _at(self, position: int) -> tuple[str, int] | None:
         """The side and row of the record at ``position`` (from 0) in the results file."""
         found = self._execute(
@@ -296,7 +283,7 @@ class Reader:
             # Every record is there once, stored in (side, row) order: the record before
             # the page is the one at its position in the file (a row-group read), and the
             # page is the one after it, like a cursor's.
-            start = self._left_count() if filters.side == "right" else 0
+            start = self.count(Filters(side="left")) if filters.side == "right" else 0
             before = self._at(start + offset - 1)
             keys = self._keys(filters, before, limit) if before is not None else []
             return self._with_fields(keys, self._names)
@@ -327,91 +314,6 @@ class Reader:
             ):
                 bucket[key] = bucket.get(key, 0) + int(n)
         return out
-
-    def _side_fields(self, side: str, original: bool) -> str:
-        """The canonical fields (and the sources' own columns) of one side's records, as
-        columns of its source ``f``; the other side's own columns NULL (one header for both).
-        """
-        columns = [f"CAST(f.{c} AS VARCHAR) AS {c}" for c in CANONICAL]
-        if original:
-            for name, source in (("left", self.left), ("right", self.right)):
-                for c in source.columns:
-                    quoted = c.replace('"', '""')
-                    value = f'CAST(f."{quoted}" AS VARCHAR)' if name == side else "NULL"
-                    columns.append(f'{value} AS "{name}.{quoted}"')
-        return ", ".join(columns)
-
-    def csv(
-        self, batches: Iterator[tuple[str, list[Any]]], numeric: frozenset[str]
-    ) -> Iterator[bytes]:
-        """Yield the CSV of each query of ``batches`` (SQL and parameters), written by DuckDB.
-
-        Formula-safe (OWASP CSV injection): a text cell a spreadsheet would run (it starts
-        with =, +, -, @, tab, CR or LF) gets a leading ``'``; the ``numeric`` columns are
-        left as they are. Each query goes through a small file in the data directory's tmp.
-        """
-        header = True
-        for sql, params in batches:
-            names = [
-                d[0]
-                for d in self._execute(f"SELECT * FROM ({sql}) q LIMIT 0", params).description  # noqa: S608
-            ]
-            columns = ", ".join(
-                f'q."{n}"' if n in numeric else neutralised(f'q."{n}"') + f' AS "{n}"'
-                for n in (name.replace('"', '""') for name in names)
-            )
-            path = Path(self.tmp_dir) / f"export-{uuid.uuid4().hex}.csv"
-            try:
-                self._execute(
-                    f"COPY (SELECT {columns} FROM ({sql}) q) TO '{path}' "  # noqa: S608
-                    f"(FORMAT csv, HEADER {str(header).lower()})",
-                    params,
-                )
-                header = False
-                with path.open("rb") as handle:
-                    while chunk := handle.read(1 << 20):
-                        yield chunk
-            finally:
-                path.unlink(missing_ok=True)
-
-    def records_sql(
-        self, filters: Filters, *, original: bool = True, chunk: int = EXPORT_CHUNK
-    ) -> Iterator[tuple[str, list[Any]]]:
-        """Yield the queries (SQL, parameters) of every record matching ``filters``, a range
-        of ``chunk`` row numbers of one side at a time, in (side, row) order."""
-        for side in (filters.side,) if filters.side else SIDES:
-            if side not in self.bounds():
-                continue
-            low, high = self.bounds()[side]
-            fields = self._side_fields(side, original)
-            for start in range(low, high + 1, chunk):
-                span = replace(filters, side=side, rows=(start, start + chunk))
-                sql, params = self._filtered(span, None)
-                yield (
-                    f"WITH c AS ({sql}), "  # noqa: S608 - our own SQL
-                    f'f AS (SELECT * FROM read_parquet(${side}) WHERE "row" >= ? AND "row" < ?) '
-                    f'SELECT c.*, {fields} FROM c LEFT JOIN f ON f."row" = c."row" '
-                    'ORDER BY c."row"',
-                    [*params, start, start + chunk],
-                )
-
-    def pairs_sql(self, filters: Filters) -> tuple[str, list[Any]]:
-        """The query (SQL, parameters) of one row per match, suggestion or break: both sides'
-        records side by side (keys joined with "; ", amounts summed exactly, the difference
-        left minus right), by match."""
-        sql, params = self._filtered(replace(filters, grouped=True), None)
-        scale = max(int(self.left.amount_scale), int(self.right.amount_scale))
-        return pairs_select(sql, scale), params
-
-    def fetch(
-        self, queries: Iterator[tuple[str, list[Any]]]
-    ) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
-        """Yield (column names, rows) of each query, a batch at a time."""
-        for sql, params in queries:
-            cursor = self._execute(sql, params)
-            names = [d[0] for d in cursor.description]
-            while batch := cursor.fetchmany(EXPORT_BATCH):
-                yield names, batch
 
 
 def resolve_overrides(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -36,18 +35,15 @@ from typing import Any, TypeVar, cast
 import xlsxwriter
 from flask import Response, stream_with_context
 from flask_smorest import Blueprint
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
-from recon.audit.service import events_query
 from recon.cache_keys import Cache
 from recon.db_types import SessionLike, utcnow
 from recon.jobs.models import Job
-from recon.jobs.results import Reader, require_results
+from recon.jobs.results import require_results
+from recon.jobs.results_export import ExportReader
 from recon.jobs.results_sql import NO_OVERRIDES, Filters
-from recon.projects.models import Project
-from recon.review.approvals import approvals_of
-from recon.review.listing import filtered_query
-from recon.review.models import Approval, ReconException
+from recon.review.models import ReconException
 from recon.review.state import applied_overrides, pair_key_of
 from recon.sources.models import Source
 from recon.storage import Storage
@@ -95,23 +91,6 @@ def download(exported: Export) -> Response:
         stream_with_context(itertools.chain([first], exported.chunks)),
         mimetype=exported.mimetype,
         headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
-    )
-
-
-def download_list(
-    make: Callable[..., Export],
-    *,
-    session: SessionLike,
-    storage: Storage,
-    project: Project,
-    args: dict[str, Any],
-) -> Response:
-    """A project list's export (``export_queue``, ``export_audit``) as a download, from
-    the list's loaded arguments: its filters and ``format``."""
-    filters = dict(args)
-    fmt = filters.pop("format")
-    return download(
-        make(session=session, storage=storage, project=project, fmt=fmt, filters=filters)
     )
 
 
@@ -225,7 +204,7 @@ def _sources(session: SessionLike, job: Job) -> tuple[Source, Source]:
     return left, right
 
 
-def _queries(reader: Reader, view: str, filters: Filters) -> Iterator[tuple[str, list[Any]]]:
+def _queries(reader: ExportReader, view: str, filters: Filters) -> Iterator[tuple[str, list[Any]]]:
     if view == "pairs":
         yield reader.pairs_sql(filters)
     else:
@@ -267,43 +246,50 @@ def _exceptions(session: SessionLike, job: Job, status: str | None) -> Batches:
     )
     if status:
         query = query.where(ReconException.status == status)
-    return _exception_batches(session, query)
+    return exception_batches(session, query)
 
 
-def _exception_batches(session: SessionLike, query: Any) -> Batches:
+def exception_batches(session: SessionLike, query: Any) -> Batches:
     """The rows of a select of (ReconException, assignee's username), EXCEPTION_COLUMNS."""
     now = utcnow()
-    batch: list[tuple[Any, ...]] = []
-    for exc, assignee in session.execute(query.execution_options(yield_per=BATCH)):
-        batch.append(
-            (
-                exc.id,
-                exc.job_id,
-                exc.side,
-                exc.row,
-                exc.kind.value,
-                exc.status.value,
-                exc.key,
-                exc.amount,
-                exc.currency,
-                exc.date.isoformat() if exc.date else None,
-                exc.description,
-                assignee,
-                exc.reason_code,
-                exc.note,
-                exc.opened_at.isoformat(),
-                exc.resolved_at.isoformat() if exc.resolved_at else None,
-                (now - exc.opened_at).days,
-                exc.manual_match_id,
-            )
+    rows = (
+        (
+            exc.id,
+            exc.job_id,
+            exc.side,
+            exc.row,
+            exc.kind.value,
+            exc.status.value,
+            exc.key,
+            exc.amount,
+            exc.currency,
+            exc.date.isoformat() if exc.date else None,
+            exc.description,
+            assignee,
+            exc.reason_code,
+            exc.note,
+            exc.opened_at.isoformat(),
+            exc.resolved_at.isoformat() if exc.resolved_at else None,
+            (now - exc.opened_at).days,
+            exc.manual_match_id,
         )
+        for exc, assignee in session.execute(query.execution_options(yield_per=BATCH))
+    )
+    return batched(rows, EXCEPTION_COLUMNS)
+
+
+def batched(rows: Iterable[tuple[Any, ...]], columns: tuple[str, ...]) -> Batches:
+    """``rows`` as (column names, rows) batches of BATCH rows (the last one may be empty)."""
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
         if len(batch) >= BATCH:
-            yield list(EXCEPTION_COLUMNS), batch
+            yield list(columns), batch
             batch = []
-    yield list(EXCEPTION_COLUMNS), batch
+    yield list(columns), batch
 
 
-def _stream(batches: Batches, fmt: str, storage: Storage, sheet: str) -> Iterator[bytes]:
+def stream(batches: Batches, fmt: str, storage: Storage, sheet: str) -> Iterator[bytes]:
     yield from _csv(batches) if fmt == "csv" else _xlsx(batches, storage.tmp_dir, sheet)
 
 
@@ -332,10 +318,12 @@ def export_job(
     name = f"job-{job.id}-{view}-{status or 'all'}.{fmt}"
 
     def database() -> Iterator[bytes]:
-        yield from _stream(_exceptions(session, job, status), fmt, storage, view)
+        yield from stream(_exceptions(session, job, status), fmt, storage, view)
 
     def results() -> Iterator[bytes]:
-        with Reader(storage=storage, job=job, left=left, right=right, overrides=table) as reader:
+        with ExportReader(
+            storage=storage, job=job, left=left, right=right, overrides=table
+        ) as reader:
             queries = _queries(reader, view, replace(filters or Filters(), status=status))
             if fmt == "csv":  # DuckDB writes the CSV: far faster than Python's csv module
                 yield from reader.csv(queries, frozenset(NUMERIC))
@@ -344,125 +332,3 @@ def export_job(
 
     chunks = database() if view == "exceptions" else results()
     return Export(filename=name, mimetype=MIMETYPES[fmt], chunks=chunks)
-
-
-def export_queue(
-    *, session: SessionLike, storage: Storage, project: Project, fmt: str, filters: dict[str, Any]
-) -> Export:
-    """Return the export of the project's exceptions list, every page of it, filtered and
-    sorted as the list is (recon.review.listing's own query)."""
-    query = (
-        filtered_query(project_id=project.id, filters=filters)
-        .add_columns(User.username)
-        .outerjoin(User, User.id == ReconException.assignee_id)
-    )
-    chunks = _stream(_exception_batches(session, query), fmt, storage, "exceptions")
-    return Export(
-        filename=f"project-{project.id}-exceptions.{fmt}", mimetype=MIMETYPES[fmt], chunks=chunks
-    )
-
-
-AUDIT_COLUMNS = (
-    "id",
-    "created_at",
-    "actor",
-    "action",
-    "object_type",
-    "object_id",
-    "before",
-    "after",
-    "request_id",
-)
-APPROVAL_COLUMNS = (
-    "id",
-    "kind",
-    "status",
-    "job_id",
-    "manual_match_id",
-    "exception_id",
-    "maker",
-    "checker",
-    "write_off",
-    "currency",
-    "reason_code",
-    "note",
-    "decision_note",
-    "created_at",
-    "decided_at",
-)
-
-
-def _pages(rows: Iterable[tuple[Any, ...]], columns: tuple[str, ...]) -> Batches:
-    batch: list[tuple[Any, ...]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            yield list(columns), batch
-            batch = []
-    yield list(columns), batch
-
-
-def export_audit(
-    *, session: SessionLike, storage: Storage, project: Project, fmt: str, filters: dict[str, Any]
-) -> Export:
-    """Return the export of the project's audit log, newest first, filtered as the log's
-    page is (object_type, object_id, action); before and after as JSON text."""
-    query = events_query(project_id=project.id, **filters).execution_options(yield_per=BATCH)
-    rows = (
-        (
-            e.id,
-            e.created_at.isoformat(),
-            e.actor,
-            e.action,
-            e.object_type,
-            e.object_id,
-            json.dumps(e.before, sort_keys=True, default=str) if e.before is not None else None,
-            json.dumps(e.after, sort_keys=True, default=str) if e.after is not None else None,
-            e.request_id,
-        )
-        for e in session.scalars(query)
-    )
-    chunks = _stream(_pages(rows, AUDIT_COLUMNS), fmt, storage, "audit")
-    return Export(
-        filename=f"project-{project.id}-audit.{fmt}", mimetype=MIMETYPES[fmt], chunks=chunks
-    )
-
-
-def export_approvals(
-    *, session: SessionLike, storage: Storage, project: Project, fmt: str, status: str | None
-) -> Export:
-    """Return the export of the project's approvals, oldest first (``status`` filters)."""
-    deciders = [
-        select(c).where(Approval.project_id == project.id)
-        for c in (Approval.maker_id, Approval.checker_id)
-    ]
-    names = {
-        uid: name
-        for uid, name in session.execute(
-            select(User.id, User.username).where(or_(*[User.id.in_(d) for d in deciders]))
-        )
-    }
-    rows = (
-        (
-            a["id"],
-            a["kind"],
-            a["status"],
-            a["job_id"],
-            a["manual_match_id"],
-            a["exception_id"],
-            names.get(a["maker_id"]),
-            names.get(a["checker_id"]),
-            a["write_off"],
-            a["currency"],
-            a["reason_code"],
-            a["note"],
-            a["decision_note"],
-            a["created_at"].isoformat() if a["created_at"] else None,
-            a["decided_at"].isoformat() if a["decided_at"] else None,
-        )
-        for a in approvals_of(session=session, project=project, status=status)
-    )
-    chunks = _stream(_pages(rows, APPROVAL_COLUMNS), fmt, storage, "approvals")
-    return Export(
-        filename=f"project-{project.id}-approvals.{fmt}", mimetype=MIMETYPES[fmt], chunks=chunks
-    )

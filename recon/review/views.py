@@ -12,13 +12,8 @@ from recon.extensions import db
 from recon.pagination import PageArgsSchema
 from recon.review.approvals import decide_approval, get_approvals
 from recon.review.bulk import bulk_update
-from recon.review.export import (
-    documented_download,
-    download,
-    download_list,
-    export_approvals,
-    export_queue,
-)
+from recon.review.export import documented_download, download
+from recon.review.list_exports import download_list, export_approvals, export_queue
 from recon.review.listing import get_exception, get_exceptions
 from recon.review.manual import (
     create_manual_match,

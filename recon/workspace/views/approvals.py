@@ -14,7 +14,8 @@ from werkzeug.datastructures import MultiDict
 from recon.auth.guard import current_actor, current_project, current_user
 from recon.errors import APIError
 from recon.review.approvals import decide_approval, get_approvals
-from recon.review.export import download, export_approvals
+from recon.review.export import download
+from recon.review.list_exports import export_approvals
 from recon.review.schemas import (
     ApprovalArgsSchema,
     ApprovalDecisionSchema,

@@ -21,7 +21,8 @@ from recon.jobs.compare import differing_fields
 from recon.projects.service import get_members
 from recon.projects.settings import project_settings
 from recon.review.bulk import bulk_update
-from recon.review.export import download, export_queue
+from recon.review.export import download
+from recon.review.list_exports import export_queue
 from recon.review.listing import SORTS, get_counterparts, get_exception, get_exceptions
 from recon.review.models import ExceptionKind, ExceptionStatus, ReconException
 from recon.review.schemas import (

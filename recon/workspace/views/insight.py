@@ -10,7 +10,7 @@ from recon.analytics.service import get_analytics
 from recon.audit.schemas import AuditArgsSchema, AuditExportArgsSchema
 from recon.audit.service import get_events
 from recon.auth.guard import current_project
-from recon.review.export import download_list, export_audit
+from recon.review.list_exports import download_list, export_audit
 from recon.workspace import charts
 from recon.workspace.blueprint import bp
 from recon.workspace.forms import load
