@@ -21,15 +21,13 @@ from recon.jobs.compare import differing_fields
 from recon.projects.service import get_members
 from recon.projects.settings import project_settings
 from recon.review.bulk import bulk_update
-from recon.review.export import download
-from recon.review.list_exports import export_queue
+from recon.review.list_exports import download_list, export_queue
 from recon.review.listing import SORTS, get_counterparts, get_exception, get_exceptions
 from recon.review.models import ExceptionKind, ExceptionStatus, ReconException
 from recon.review.schemas import (
     CommentCreateSchema,
     ExceptionArgsSchema,
     ExceptionExportArgsSchema,
-    ExceptionFilterSchema,
 )
 from recon.review.service import add_comment, decide_suggestion, get_comments, update_exception
 from recon.workspace.blueprint import bp
@@ -155,16 +153,10 @@ def queue(pid: int) -> Any:
 @bp.route("/projects/<id:pid>/exceptions/export", endpoint="queue_export")
 def queue_export(pid: int) -> Response:
     """The queue as CSV or XLSX, every page, with its filters and sort (the API's export)."""
-    args, _ = _queue_args(request.query_string.decode())
-    fields = ExceptionFilterSchema().fields
-    exported = export_queue(
-        session=session(),
-        storage=storage(),
-        project=current_project(),
-        fmt=load(ExceptionExportArgsSchema(), request.args)["format"],
-        filters={k: v for k, v in args.items() if k in fields},
+    args = load(ExceptionExportArgsSchema(), request.args or MultiDict(DEFAULT_QUEUE))
+    return download_list(
+        export_queue, session=session(), storage=storage(), project=current_project(), args=args
     )
-    return download(exported)
 
 
 @bp.route("/projects/<id:pid>/exceptions/<id:eid>", endpoint="exception")
