@@ -335,7 +335,7 @@ def sniff_delimiter(text: str, truncated: bool) -> str:
 
 def _sniff(text: str, truncated: bool) -> tuple[str, list[list[str]] | None]:
     """sniff_delimiter's choice and the sample's records under it (None when not read)."""
-    best, best_score, best_records = ",", (0, 0), None
+    best, best_score, best_records = ",", (0, 0, 0), None
     for delimiter in DELIMITERS:
         if delimiter not in text:
             continue  # every record would be one field wide, which never wins
@@ -344,9 +344,11 @@ def _sniff(text: str, truncated: bool) -> tuple[str, list[list[str]] | None]:
         if not widths:
             continue
         width, count = max(widths.items(), key=lambda item: (item[1], item[0]))
-        # Fields in the rows of the commonest width: a preamble or a balance footer split by
-        # a decimal comma must not outvote the table itself.
-        score = (count * width, count) if width > 1 else (0, 0)
+        # A table is a header and at least one row as wide, so a width two rows share beats
+        # one only a single row has (a lone data row full of thousands commas). Then the
+        # fields in the rows of that width: a preamble or a balance footer split by a
+        # decimal comma must not outvote the table itself.
+        score = (min(count, 2), count * width, count) if width > 1 else (0, 0, 0)
         if score > best_score:
             best, best_score, best_records = delimiter, score, records
     return best, best_records

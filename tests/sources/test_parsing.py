@@ -108,6 +108,15 @@ def test_tab_file_with_commas_in_text_is_sniffed_as_tab(tmp_path: Path) -> None:
     assert [r[5] for r in rows(tmp_path)] == ["one, two, three", "a,b"]
 
 
+def test_one_data_row_full_of_thousands_commas_keeps_the_semicolon(tmp_path: Path) -> None:
+    # Under "," the only data row splits into 7 fields and the header into 1: a table needs
+    # its header and a row of the same width, which only ";" gives (found by hypothesis).
+    content = "Reference;Amount;Date\nR0;1,000,000,000,000,000,000.00;2024-01-01\n"
+    result = ingest(tmp_path, content, options={"decimal": "."})
+    assert result.detected_options["delimiter"] == ";"
+    assert result.sums == {"": "1000000000000000000.00"}
+
+
 def test_source_without_dates_when_mapping_says_so(tmp_path: Path) -> None:
     result = ingest(tmp_path, "Reference,Amount\nA,1.50\n", mapping={"date": None})
     assert result.mapping == {"key": "Reference", "amount": "Amount", "date": None}
