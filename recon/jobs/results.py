@@ -297,7 +297,11 @@ class Reader:
         return self._with_fields(cursor.fetchall(), names)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Return records per current status and side, and the state's figures."""
+        """Return records per current status and side, and the state's figures: from the
+        engine's summary and the decisions when the summary has every side's statuses
+        (no read of the results), else counted."""
+        if all("by_status" in (self.summary.get(side) or {}) for side in SIDES):
+            return self._derived_counts()
         current, params = current_sql(None)
         sql = f"""SELECT side, status, decided_by, explained, pending, count(*)
                   FROM ({current}) c GROUP BY ALL"""  # noqa: S608
@@ -305,15 +309,46 @@ class Reader:
         for side, status, decided_by, explained, pending, n in self._execute(
             sql, params
         ).fetchall():
-            bucket = out[side]
-            for key in (
-                f"status:{status}",
-                f"decided_by:{decided_by}:{status}",
-                f"explained:{bool(explained)}",
-                f"pending:{bool(pending)}",
-            ):
-                bucket[key] = bucket.get(key, 0) + int(n)
+            _tally(out[side], status, decided_by, explained, pending, int(n))
         return out
+
+    def _derived_counts(self) -> dict[str, dict[str, int]]:
+        """``counts`` from the summary: every record as the engine left it (decided by the
+        engine, explained when matched, not pending), then each applied decision moves its
+        record from the engine's figures to its current ones (as ``current_sql`` does)."""
+        out: dict[str, dict[str, int]] = {s: {} for s in SIDES}
+        for side in SIDES:
+            for status, entry in self.summary[side]["by_status"].items():
+                rows = int(entry.get("rows", 0))
+                if rows:
+                    _tally(out[side], status, "engine", status == "matched", False, rows)
+        o = self.overrides
+        for side, status, explained, pending, engine in zip(
+            *(
+                o[c].to_pylist()
+                for c in ("side", "status", "explained", "pending", "engine_status")
+            ),
+            strict=True,
+        ):
+            bucket = out[side]
+            _tally(bucket, engine, "engine", engine == "matched", False, -1)
+            person = status is not None
+            current = status if person else engine
+            done = engine == "matched" or bool(explained)
+            _tally(bucket, current, "person" if person else "engine", done, bool(pending), 1)
+        return {side: {k: n for k, n in bucket.items() if n} for side, bucket in out.items()}
+
+
+def _tally(
+    bucket: dict[str, int], status: str, decided_by: str, explained: Any, pending: Any, n: int
+) -> None:
+    for key in (
+        f"status:{status}",
+        f"decided_by:{decided_by}:{status}",
+        f"explained:{bool(explained)}",
+        f"pending:{bool(pending)}",
+    ):
+        bucket[key] = bucket.get(key, 0) + n
 
 
 def resolve_overrides(
