@@ -141,6 +141,7 @@ def sqlite_begin() -> str:
 
 def register_extensions(app: Flask) -> None:
     import recon.models  # noqa: F401  (the whole schema, before anything reads the metadata)
+    import recon.review.tallies  # noqa: F401  (keeps the exceptions' tallies on every flush)
 
     db.init_app(app)
     with app.app_context():

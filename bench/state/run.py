@@ -42,12 +42,14 @@ from stored import bench_app, store_sources  # noqa: E402 - bench-local module
 # The two-pass recipe (exact and tolerant on key, breaks): the figures in the README.
 RULES = RECIPES["two_pass"]["rules"]
 
+from recon.db_types import utcnow  # noqa: E402
 from recon.engine import run_reconciliation  # noqa: E402
 from recon.extensions import db  # noqa: E402
 from recon.jobs.models import Job, JobStatus  # noqa: E402
 from recon.jobs.results import Reader  # noqa: E402
 from recon.jobs.results_sql import NO_OVERRIDES, Filters, encode_cursor  # noqa: E402
 from recon.projects.models import Project  # noqa: E402
+from recon.review import tallies  # noqa: E402
 from recon.review.export import export_job  # noqa: E402
 from recon.review.models import ManualMatch, ReconException  # noqa: E402
 from recon.review.state import applied_overrides, compute_state, overrides  # noqa: E402
@@ -139,6 +141,7 @@ def _exceptions(job: Job, results: Path, decisions: int) -> None:
         in_match[("left", match.left_rows[0])] = match.id
         in_match[("right", match.right_rows[0])] = match.id
     rows = []
+    opened = utcnow()  # one stamp for every exception of a publish, as publish gives
     for i, (side, row, status, match_id) in enumerate(pending):
         values = {
             "project_id": job.project_id,
@@ -153,6 +156,8 @@ def _exceptions(job: Job, results: Path, decisions: int) -> None:
             "status": "open",
             "reason_code": None,  # every row the same keys: executemany takes the first's
             "manual_match_id": None,
+            "opened_at": opened,
+            "updated_at": opened,
         }
         if (side, row) in in_match:
             values.update(
@@ -164,6 +169,7 @@ def _exceptions(job: Job, results: Path, decisions: int) -> None:
             values.update(status="resolved", reason_code="timing_difference")
         rows.append(values)
     db.session.execute(ReconException.__table__.insert(), rows)
+    tallies.rebuild(db.session, job.project_id, pair)  # what publish does after its inserts
     db.session.commit()
     print(f"exceptions {len(rows):,}, decisions {len(chosen):,} ({len(matches):,} manual matches)")
 

@@ -27,17 +27,15 @@ Definitions:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, and_, case, cast, func, select, tuple_
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 
 from instrumentation import db_query_timer
 from recon.cache_keys import Cache, analytics_key
-from recon.db_decimal import EXACT, decimal_abs_sum, decimal_sum
+from recon.db_decimal import EXACT
 from recon.db_types import SessionLike, utcnow
 from recon.jobs.models import Job, JobStatus
 from recon.projects.models import Project
@@ -45,9 +43,9 @@ from recon.review.models import (
     UNEXPLAINED_STATUSES,
     ExceptionKind,
     ExceptionStatus,
+    ExceptionTally,
     ManualMatch,
     ManualMatchStatus,
-    ReconException,
 )
 from recon.review.state import job_state
 from recon.storage import Storage
@@ -56,6 +54,7 @@ MAX_JOBS = 500
 AGE_BUCKETS = (("0-1", 0, 1), ("2-7", 2, 7), ("8-30", 8, 30), (">30", 31, None))
 FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 SIDES = ("left", "right")
+UNEXPLAINED = {s.value for s in UNEXPLAINED_STATUSES}
 
 
 def invalidate_analytics(*, cache: Cache | None, project_id: int) -> None:
@@ -125,7 +124,7 @@ def compute_analytics(
         explained += by_side.get("explained", 0)
     done = auto + manual
     durations = [j["duration_seconds"] for j in jobs if j["duration_seconds"] is not None]
-    pairs = _counted_pairs(session, chosen)
+    tallies = _tallies(session, project_id, _counted_pairs(session, chosen))
     return {
         "generated_at": now.isoformat(),
         "jobs": jobs,
@@ -146,9 +145,9 @@ def compute_analytics(
             "auto_share": round(auto / done, 4) if done else None,
             "manual_share": round(manual / done, 4) if done else None,
         },
-        "open_exceptions": _open_exceptions(session, project_id, pairs, now),
-        "exceptions_by_status": _by_status(session, project_id, pairs),
-        "unreconciled": _unreconciled(session, project_id, pairs),
+        "open_exceptions": _open_exceptions(tallies, now),
+        "exceptions_by_status": _by_status(tallies),
+        "unreconciled": _unreconciled(tallies),
     }
 
 
@@ -268,127 +267,60 @@ def _manual_matches(session: SessionLike, project_id: int) -> int:
     return int(found or 0)
 
 
-def _in_pairs(pairs: list[tuple[str, str]]) -> Any:
-    if not pairs:
-        return ReconException.id.is_(None)  # nothing counts
-    return tuple_(ReconException.pair_key, ReconException.side).in_(pairs)
+class _Tally(NamedTuple):
+    pair_key: str
+    side: str
+    status: str
+    kind: str
+    currency: str
+    opened_at: datetime
+    scale: int
+    records: int
+    total: str
+    gross: str
 
 
-def _open_exceptions(
-    session: SessionLike, project_id: int, pairs: list[tuple[str, str]], now: datetime
-) -> dict[str, Any]:
-    columns = []
-    for _name, low, high in AGE_BUCKETS:
-        # age >= low  <=>  opened_at <= now - low days;  age <= high  <=>  opened > now - (high+1)
-        conditions = [ReconException.opened_at <= now - timedelta(days=low)]
-        if high is not None:
-            conditions.append(ReconException.opened_at > now - timedelta(days=high + 1))
-        columns.append(func.sum(case((and_(*conditions), 1), else_=0)))
-    where = (
-        ReconException.project_id == project_id,
-        ReconException.status.in_(UNEXPLAINED_STATUSES),
-        _in_pairs(pairs),
-    )
-    with db_query_timer("select", "exceptions"):
-        ages = session.execute(select(*columns).where(*where)).one()
-        kinds = dict(
-            session.execute(
-                select(ReconException.kind, func.count())
-                .where(*where)
-                .group_by(ReconException.kind)
-            ).all()
-        )
-    return {
-        "total": sum(int(kinds.get(k, 0)) for k in ExceptionKind),
-        "by_age": {name: int(n or 0) for (name, _, _), n in zip(AGE_BUCKETS, ages, strict=True)},
-        "by_kind": {k.value: int(kinds.get(k, 0)) for k in ExceptionKind},
-    }
+def _tallies(session: SessionLike, project_id: int, pairs: list[tuple[str, str]]) -> list[_Tally]:
+    """The tallies of the exceptions that count (recon.review.tallies), as plain rows."""
+    counted = set(pairs)
+    t = ExceptionTally
+    with db_query_timer("select", "exception_tallies"):
+        rows = session.execute(
+            select(*(getattr(t, name) for name in _Tally._fields)).where(t.project_id == project_id)
+        ).all()
+    return [_Tally(*row) for row in rows if (row[0], row[1]) in counted]
 
 
-def _by_status(
-    session: SessionLike, project_id: int, pairs: list[tuple[str, str]]
-) -> dict[str, int]:
-    with db_query_timer("select", "exceptions"):
-        counts = dict(
-            session.execute(
-                select(ReconException.status, func.count())
-                .where(ReconException.project_id == project_id, _in_pairs(pairs))
-                .group_by(ReconException.status)
-            ).all()
-        )
-    return {s.value: int(counts.get(s, 0)) for s in ExceptionStatus}
+def _open_exceptions(tallies: list[_Tally], now: datetime) -> dict[str, Any]:
+    by_age = {name: 0 for name, _, _ in AGE_BUCKETS}
+    by_kind = {k.value: 0 for k in ExceptionKind}
+    for t in tallies:
+        if t.status not in UNEXPLAINED:
+            continue
+        by_kind[t.kind] += t.records
+        for name, low, high in AGE_BUCKETS:
+            # age >= low <=> opened_at <= now - low days; age <= high <=> opened > now - (high+1)
+            if t.opened_at <= now - timedelta(days=low) and (
+                high is None or t.opened_at > now - timedelta(days=high + 1)
+            ):
+                by_age[name] += t.records
+    return {"total": sum(by_kind.values()), "by_age": by_age, "by_kind": by_kind}
 
 
-def _integer_sums(session: SessionLike, currency: Any, where: tuple[Any, ...]) -> list[Any] | None:
-    """On SQLite, the sums of ``_unreconciled`` from SQLite's own integer sums, exactly:
-    per number of decimals in the text, the digits as a 64-bit integer (4x faster than
-    the Python Decimal aggregates over 300k exceptions). None, for the exact aggregates,
-    on another database, when an amount is not plain digits of at most 17 characters, or
-    when a sum overflows."""
-    if session.get_bind().dialect.name != "sqlite":
-        return None
-    amount = ReconException.amount
-    point = func.instr(amount, ".")
-    decimals = case((point > 0, func.length(amount) - point), else_=0)
-    digits = cast(func.replace(amount, ".", ""), Integer)
-    query = (
-        select(
-            currency,
-            ReconException.side,
-            decimals,
-            func.max(ReconException.scale),
-            func.sum(digits),
-            func.sum(func.abs(digits)),
-            func.count(),
-            func.max(func.length(amount)),
-            func.max(amount.op("GLOB")("*[^-0-9.]*")),
-        )
-        .where(*where)
-        .group_by(currency, ReconException.side, decimals)
-    )
-    try:
-        found = session.execute(query).all()
-    except OperationalError:  # "integer overflow": a sum past 2**63 (a read: nothing to undo)
-        return None
-    if any(longest > 17 or odd for *_, longest, odd in found):
-        return None
-    return [
-        (ccy, side, scale, Decimal(total).scaleb(-d), Decimal(gross).scaleb(-d), count)
-        for ccy, side, d, scale, total, gross, count, _, _ in found
-    ]
+def _by_status(tallies: list[_Tally]) -> dict[str, int]:
+    counts = {s.value: 0 for s in ExceptionStatus}
+    for t in tallies:
+        counts[t.status] += t.records
+    return counts
 
 
-def _unreconciled(
-    session: SessionLike, project_id: int, pairs: list[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    currency = func.coalesce(ReconException.currency, "")
-    where = (
-        ReconException.project_id == project_id,
-        ReconException.status.in_(UNEXPLAINED_STATUSES),
-        _in_pairs(pairs),
-    )
-    with db_query_timer("select", "exceptions"):
-        fast = _integer_sums(session, currency, where)
-        rows: Sequence[Any] = (
-            fast
-            if fast is not None
-            else session.execute(
-                select(
-                    currency,
-                    ReconException.side,
-                    func.max(ReconException.scale),
-                    decimal_sum(ReconException.amount),
-                    decimal_abs_sum(ReconException.amount),
-                    func.count(),
-                )
-                .where(*where)
-                .group_by(currency, ReconException.side)
-            ).all()
-        )
+def _unreconciled(tallies: list[_Tally]) -> list[dict[str, Any]]:
     totals: dict[str, dict[str, Any]] = {}
-    for ccy, side, scale, total, absolute, count in rows:
+    for t in tallies:
+        if t.status not in UNEXPLAINED:
+            continue
         entry = totals.setdefault(
-            ccy,
+            t.currency,
             {
                 "scale": 0,
                 "left": Decimal(0),
@@ -397,10 +329,10 @@ def _unreconciled(
                 "records": 0,
             },
         )
-        entry["scale"] = max(entry["scale"], int(scale))
-        entry[side] = EXACT.add(entry[side], Decimal(str(total)))
-        entry["gross"] = EXACT.add(entry["gross"], Decimal(str(absolute)))
-        entry["records"] += int(count)
+        entry["scale"] = max(entry["scale"], int(t.scale))
+        entry[t.side] = EXACT.add(entry[t.side], Decimal(t.total))
+        entry["gross"] = EXACT.add(entry["gross"], Decimal(t.gross))
+        entry["records"] += t.records
     out = []
     for ccy in sorted(totals):
         entry = totals[ccy]

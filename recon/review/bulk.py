@@ -24,6 +24,7 @@ from recon.errors import ValidationError
 from recon.jobs.models import Job
 from recon.projects.models import Project
 from recon.projects.settings import WRITE_OFF, RequireApproval, allowed_reason, project_settings
+from recon.review import tallies
 from recon.review.listing import filtered_query
 from recon.review.models import OPEN_STATUSES, ExceptionKind, ExceptionStatus, ReconException
 from recon.review.service import CLOSED_STATUSES, check_assignee, decide_suggestion
@@ -103,11 +104,13 @@ def bulk_update(
         )
     with db_query_timer("update", "exceptions"):
         for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            tallies.moving(session, chunk, values)
             session.execute(
                 update(ReconException)
-                .where(ReconException.id.in_(ids[start : start + CHUNK]))
+                .where(ReconException.id.in_(chunk))
                 .values(**values)
-                .execution_options(synchronize_session="fetch")
+                .execution_options(synchronize_session="fetch", tallied=True)
             )
     record(
         session=session,

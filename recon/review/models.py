@@ -149,6 +149,43 @@ Index(
 )
 
 
+class ExceptionTally(Model):
+    """How many exceptions, and their exact amounts, a project holds per pair, side, status,
+    kind, currency, opening time and scale: what analytics sums instead of reading every
+    exception (recon.review.tallies keeps it equal to the exceptions)."""
+
+    __tablename__ = "exception_tallies"
+    __table_args__ = (
+        UniqueConstraint(
+            "project_id",
+            "pair_key",
+            "side",
+            "status",
+            "kind",
+            "currency",
+            "opened_at",
+            "scale",
+            name="uq_exception_tally",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    pair_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    side: Mapped[str] = mapped_column(String(8), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    currency: Mapped[str] = mapped_column(String(8), nullable=False)  # '' when none
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    scale: Mapped[int] = mapped_column(Integer, nullable=False)
+    records: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Exact decimals as text: the sum of the amounts and of their absolute values.
+    total: Mapped[str] = mapped_column(String(80), nullable=False)
+    gross: Mapped[str] = mapped_column(String(80), nullable=False)
+
+
 class Comment(Model):
     __tablename__ = "exception_comments"
 

@@ -43,6 +43,7 @@ from instrumentation import db_query_timer
 from recon.db_types import SessionLike, UTCDateTime, utcnow
 from recon.duckdb_conn import connect
 from recon.jobs.models import Job
+from recon.review import tallies
 from recon.review.models import OPEN_STATUSES, ExceptionStatus, ReconException
 
 BATCH = 50_000
@@ -297,9 +298,11 @@ def publish_exceptions(
                 resolved_at=now,
                 updated_at=now,
             )
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, tallied=True)
         )
         closed = cast("CursorResult[Any]", result).rowcount
+    with db_query_timer("insert", "exception_tallies"):
+        tallies.rebuild(session, job.project_id, pair_key(job))
     return {
         "opened": opened,
         "updated": updated,

@@ -83,7 +83,7 @@ def test_age_buckets(world):
         ("right", 4): 3,
         ("left", 5): 1,
     }.items():
-        db.session.execute(
+        world.change(
             update(ReconException)
             .where(ReconException.id == world.eid(side, row))
             .values(opened_at=utcnow() - timedelta(days=days, hours=1))
@@ -101,7 +101,7 @@ def test_a_resolve_shows_at_once_and_the_cache_is_used(world):
     before = analytics(world)
     assert before["open_exceptions"]["total"] == 8
     # A change behind the services' back is not seen: the figures come from the cache.
-    db.session.execute(
+    world.change(
         update(ReconException)
         .where(ReconException.id == world.eid("left", 2))
         .values(kind="unmatched")
@@ -197,7 +197,7 @@ def test_unreconciled_amounts_are_exact_however_they_are_added(world, amounts):
         }
         for n, amount in enumerate(amounts)
     ]
-    db.session.execute(insert(ReconException), rows)
+    world.change(insert(ReconException), rows)
     db.session.commit()
     [xts] = [u for u in analytics(world)["unreconciled"] if u["currency"] == "XTS"]
     total = sum((Decimal(a) for a in amounts), Decimal(0))

@@ -26,8 +26,10 @@ from recon.engine import run_reconciliation
 from recon.extensions import db
 from recon.jobs.models import Job, JobStatus
 from recon.projects.models import Membership, ProjectRole
+from recon.review import tallies
 from recon.review.models import ReconException
 from recon.review.publish import publish_exceptions
+from recon.review.state import pair_key_of
 from recon.users.models import Role
 from tests.conftest import AuthClient
 
@@ -145,6 +147,12 @@ class World:
             (e.side, e.row): e.id
             for e in db.session.query(ReconException).filter_by(project_id=self.pid)
         }
+
+    def change(self, statement: Any, rows: list[dict[str, Any]] | None = None) -> None:
+        """Run an INSERT or UPDATE of exceptions behind the services' back (a test's way to
+        age or add them), recounting the pair's tallies as publish does."""
+        db.session.execute(statement.execution_options(tallied=True), rows)
+        tallies.rebuild(db.session, self.pid, pair_key_of(self.job))
 
     def rerun(self, rules: dict[str, Any]) -> tuple[Job, dict[str, int]]:
         job, counts = run_job(self.app, self.pid, self.left, self.right, rules)

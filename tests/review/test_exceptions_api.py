@@ -24,7 +24,7 @@ def keys(page):
 
 
 def age(world, side, row, days):
-    db.session.execute(
+    world.change(
         update(ReconException)
         .where(ReconException.id == world.eid(side, row))
         .values(opened_at=utcnow() - timedelta(days=days, hours=1))

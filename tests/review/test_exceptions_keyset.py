@@ -102,7 +102,7 @@ def test_total_stops_at_the_cap_unless_counted_exactly(world):
         }
         for n in range(TOTAL_CAP + 5)
     ]
-    db.session.execute(insert(ReconException), rows)
+    world.change(insert(ReconException), rows)
     db.session.flush()
     capped = listing(world, "per_page=10")
     assert (capped["total"], capped["total_exact"]) == (TOTAL_CAP, False)
