@@ -69,8 +69,13 @@ def test_a_job_of_a_killed_server_ends_failed_after_the_restart(tmp_path: Path) 
         assert response.status_code == 202, response.text
         jid = response.json()["id"]
         url = f"{base}/api/projects/{pid}/jobs/{jid}"
+        # Claimed (committed as running) and its attempt's directory made just after:
+        # killing the server between the two would leave no directory to clean up.
         wait_for(
-            lambda: requests.get(url, headers=auth, timeout=10).json()["status"] == "running",
+            lambda: (
+                requests.get(url, headers=auth, timeout=10).json()["status"] == "running"
+                and any((tmp_path / "data").rglob("attempt-*"))
+            ),
             30,
             "the job to be claimed",
         )
