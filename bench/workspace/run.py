@@ -132,21 +132,51 @@ def main() -> None:
         for name, url in pages(pid, job_id, eid, args.rows).items():
             times, status = [], 0
             for _ in range(args.repeat):
-                started = time.perf_counter()
                 headers = {"Authorization": f"Bearer {raw}"} if url.startswith("/api") else {}
-                response = client.get(url, headers=headers)
-                response.get_data()
-                times.append((time.perf_counter() - started) * 1000)
-                status = response.status_code
-            first = times[0]  # caches cold: the job state, analytics, decisions
-            times.sort()
-            p95 = times[max(0, round(0.95 * len(times)) - 1)]
-            median = statistics.median(times)
-            baseline = baseline or median
-            print(
-                f"{name:<22}{status:>7}{first:>10.1f}{median:>11.1f}{p95:>9.1f}"
-                f"{median / baseline:>10.1f}"
+                elapsed, status = timed(client, "GET", url, headers)
+                times.append(elapsed)
+            baseline = report(name, status, times, baseline)
+        # Each decision drops the job's state and the analytics: the pages people open
+        # next pay for them again (a resolve and a reopen of one exception, alternately).
+        print("\nafter each decision (a PATCH of one exception through the API):")
+        bearer = {"Authorization": f"Bearer {raw}"}
+        changes = ({"status": "resolved", "reason_code": "other"}, {"status": "reopened"})
+        after: dict[str, list[float]] = {"decision": [], "job": [], "analytics": []}
+        statuses: dict[str, int] = {}
+        for i in range(args.repeat):
+            elapsed, statuses["decision"] = timed(
+                client, "PATCH", f"/api/projects/{pid}/exceptions/{eid}", bearer, changes[i % 2]
             )
+            after["decision"].append(elapsed)
+            for name in ("job", "analytics"):
+                url = pages(pid, job_id, eid, args.rows)[name]
+                elapsed, statuses[name] = timed(client, "GET", url, {})
+                after[name].append(elapsed)
+        for name, times in after.items():
+            report(f"{name} (after)", statuses[name], times, baseline)
+
+
+def timed(
+    client: Any, method: str, url: str, headers: dict[str, str], body: Any = None
+) -> tuple[float, int]:
+    """The request's time in ms and its status."""
+    started = time.perf_counter()
+    response = client.open(url, method=method, headers=headers, json=body)
+    response.get_data()
+    return (time.perf_counter() - started) * 1000, response.status_code
+
+
+def report(name: str, status: int, times: list[float], baseline: float | None) -> float:
+    """Print a page's first, median and p95 times; return the baseline (the first median)."""
+    first = times[0]  # caches cold: the job state, analytics, decisions
+    ordered = sorted(times)
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
+    median = statistics.median(ordered)
+    baseline = baseline or median
+    print(
+        f"{name:<22}{status:>7}{first:>10.1f}{median:>11.1f}{p95:>9.1f}{median / baseline:>10.1f}"
+    )
+    return baseline
 
 
 if __name__ == "__main__":

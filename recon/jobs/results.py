@@ -322,20 +322,18 @@ class Reader:
                 rows = int(entry.get("rows", 0))
                 if rows:
                     _tally(out[side], status, "engine", status == "matched", False, rows)
-        o = self.overrides
-        for side, status, explained, pending, engine in zip(
-            *(
-                o[c].to_pylist()
-                for c in ("side", "status", "explained", "pending", "engine_status")
-            ),
-            strict=True,
+        # The decisions grouped first (a handful of groups however many decisions).
+        names = ["side", "status", "explained", "pending", "engine_status"]
+        groups = self.overrides.select(names).group_by(names).aggregate([([], "count_all")])
+        for side, status, explained, pending, engine, n in zip(
+            *(groups[c].to_pylist() for c in [*names, "count_all"]), strict=True
         ):
             bucket = out[side]
-            _tally(bucket, engine, "engine", engine == "matched", False, -1)
+            _tally(bucket, engine, "engine", engine == "matched", False, -n)
             person = status is not None
             current = status if person else engine
             done = engine == "matched" or bool(explained)
-            _tally(bucket, current, "person" if person else "engine", done, bool(pending), 1)
+            _tally(bucket, current, "person" if person else "engine", done, bool(pending), n)
         return {side: {k: n for k, n in bucket.items() if n} for side, bucket in out.items()}
 
 
