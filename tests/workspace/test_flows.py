@@ -253,3 +253,28 @@ def test_analytics_draws_the_services_figures(world, page):
         in html
     )
     assert "EUR left" in html and "<svg" in html
+
+
+def test_a_bulk_action_over_every_exception_matching_the_filter(world, page):
+    breaks = [
+        e for e in world.ids if db.session.get(ReconException, world.ids[e]).kind.value == "break"
+    ]
+    others = [world.ids[e] for e in world.ids if e not in breaks]
+    assert breaks and others
+    answer = page.post(
+        f"/projects/{world.pid}/exceptions/bulk",
+        data={"scope": "all", "action": "resolve", "reason_code": "other", "back": "kind=break"},
+    )
+    assert answer.status_code == 200
+    assert f"Resolve: {len(breaks)} changed" in answer.get_data(as_text=True)
+    for key in breaks:
+        assert db.session.get(ReconException, world.ids[key]).status.value == "resolved"
+    assert {db.session.get(ReconException, i).status.value for i in others} == {"open"}
+    # Nothing ticked and the scope left at "the selected": refused, nothing changes.
+    refused = page.post(
+        f"/projects/{world.pid}/exceptions/bulk",
+        data={"action": "resolve", "reason_code": "other", "back": ""},
+    )
+    assert refused.status_code == 422
+    assert "Select at least one exception" in html_lib.unescape(refused.get_data(as_text=True))
+    assert {db.session.get(ReconException, i).status.value for i in others} == {"open"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import openpyxl
@@ -199,3 +200,20 @@ def test_the_keyboard_works_the_queue_without_the_mouse(browsing: Browsing) -> N
     assert selected.count() == 1 and selected.get_attribute("aria-current") == "true"
     page.goto(b.url(f"/projects/{pid}/audit?object_type=exception&object_id={resolved}"))
     expect(page.locator("#audit")).to_contain_text("fee on the statement")
+
+
+def test_the_header_checkbox_selects_the_page_for_a_bulk_action(browsing: Browsing) -> None:
+    b, page, server = browsing, browsing.page, browsing.server
+    pid = server.demo_project
+    b.sign_in()
+    page.goto(b.url(f"/projects/{pid}/exceptions?unresolved=true&kind=suggested&sort=largest"))
+    rows = page.locator("#workbench tr[data-item] input[type=checkbox]")
+    assert rows.count() > 1
+    page.check("[data-select-page]")
+    assert all(rows.nth(i).is_checked() for i in range(rows.count()))
+    page.uncheck("[data-select-page]")
+    assert not any(rows.nth(i).is_checked() for i in range(rows.count()))
+    # "All matching the filter" says how many it will change.
+    scope = page.locator("#bulk-scope option[value=all]").inner_text()
+    total = int(re.search(r"all (\d+) matching", scope).group(1))
+    assert total >= rows.count()

@@ -81,6 +81,15 @@
     if (event.target.closest("tr[data-item] input[type=checkbox]")) event.stopPropagation();
   }, true);
 
+  // The header's checkbox ticks (or clears) every row of the page for a bulk action.
+  document.addEventListener("change", function (event) {
+    if (!event.target.matches("[data-select-page]")) return;
+    var table = event.target.closest("table");
+    table.querySelectorAll("tr[data-item] input[type=checkbox]").forEach(function (box) {
+      box.checked = event.target.checked;
+    });
+  });
+
   document.addEventListener("click", function (event) {
     var row = event.target.closest("tr[data-item]");
     if (row) {

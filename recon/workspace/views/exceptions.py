@@ -28,6 +28,7 @@ from recon.review.schemas import (
     CommentCreateSchema,
     ExceptionArgsSchema,
     ExceptionExportArgsSchema,
+    ExceptionFilterSchema,
 )
 from recon.review.service import add_comment, decide_suggestion, get_comments, update_exception
 from recon.workspace.blueprint import bp
@@ -37,6 +38,9 @@ from recon.workspace.views.common import cache, session, storage
 
 DEFAULT_QUEUE = {"unresolved": "true"}
 QUEUE_PAGE = 25
+SCOPES = ("selected", "all")
+# The queue's filters a bulk action over "all" applies (its paging and sort do not matter).
+FILTERS = tuple(name for name in ExceptionFilterSchema().fields if name != "ids")
 
 
 class ResolveSchema(ma.Schema):
@@ -45,13 +49,24 @@ class ResolveSchema(ma.Schema):
 
 
 class BulkFormSchema(ma.Schema):
+    # "selected": the ticked ids; "all": every exception matching the queue's filters
+    # (``back``), on every page, as the API's bulk endpoint takes a filter.
+    scope = ma.fields.String(load_default="selected", validate=ma.validate.OneOf(SCOPES))
     ids = ma.fields.List(
-        ma.fields.Integer(), required=True, validate=ma.validate.Length(min=1, max=1000)
+        ma.fields.Integer(), load_default=list, validate=ma.validate.Length(max=1000)
     )
     action = ma.fields.String(
         required=True, validate=ma.validate.OneOf(("accept", "reject", "assign", "resolve"))
     )
     reason_code = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64))
+
+    @ma.validates_schema
+    def _something_chosen(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("scope", "selected") == "selected" and not data.get("ids"):
+            raise ma.ValidationError(
+                "Select at least one exception, or choose every exception matching the filter.",
+                field_name="ids",
+            )
 
 
 def _queue_args(query: str | None) -> tuple[dict[str, Any], str]:
@@ -254,12 +269,17 @@ def comment(pid: int, eid: int) -> Any:
 
 @bp.route("/projects/<id:pid>/exceptions/bulk", methods=["POST"], endpoint="bulk")
 def bulk(pid: int) -> Any:
-    """Accept, reject, assign to me or resolve the selected exceptions."""
+    """Accept, reject, assign to me or resolve the selected exceptions, or every exception
+    matching the queue's filters."""
     data = load(BulkFormSchema(), request.form)
+    filters: dict[str, Any] = {"ids": data["ids"]}
+    if data["scope"] == "all":
+        args, _ = _queue_args(request.form.get("back"))
+        filters = {k: args[k] for k in FILTERS if args.get(k) is not None}
     result = bulk_update(
         session=session(),
         project=current_project(),
-        filters={"ids": data["ids"]},
+        filters=filters,
         action=data["action"],
         assignee_id=current_user().id if data["action"] == "assign" else None,
         reason_code=data["reason_code"],
