@@ -253,6 +253,13 @@ def test_analytics_draws_the_services_figures(world, page):
         in html
     )
     assert "EUR left" in html and "<svg" in html
+    # Resolving with a reason explains a record without matching it: its own figure.
+    page.post(
+        f"/projects/{world.pid}/exceptions/bulk",
+        data={"scope": "all", "action": "resolve", "reason_code": "other", "back": "kind=break"},
+    )
+    html = page.get(f"/projects/{world.pid}/analytics").get_data(as_text=True)
+    assert "data-explained-by-reason>2</dd>" in html and "data-manual>0</dd>" in html
 
 
 def test_a_bulk_action_over_every_exception_matching_the_filter(world, page):
