@@ -31,8 +31,10 @@ def job_state_key(job_id: int) -> str:
 
 
 def job_decisions_key(job_id: int) -> str:
-    """The people's decisions that apply to a job's records (changes with every decision)."""
-    return f"job:{job_id}:decisions"
+    """The people's decisions that apply to a job's records (changes with every decision),
+    by column (the key's name changed with the shape: a pod of the previous release
+    reads and writes ``decisions``, a list of records)."""
+    return f"job:{job_id}:decision-columns"
 
 
 def analytics_key(project_id: int) -> str:

