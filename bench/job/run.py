@@ -1,31 +1,41 @@
-"""A job through the HTTP API in embedded mode (gunicorn, SQLite, the thread runner).
+"""A job through the HTTP API, in embedded mode or in the production topology.
 
     .venv/bin/python bench/job/run.py --rows 100000 [--pages 50] [--per-page 50]
+    .venv/bin/python bench/job/run.py --rows 1000000 --topology production \
+        [--database URL] [--redis URL]
 
-Starts gunicorn with the shipped config on a fresh SQLite file (``tests/servers.py``),
-creates a user, uploads the two seeded files of ``bench/engine``, then runs the same job
-twice (fresh: every exception inserted; re-run: every exception carried over). For each
-it prints the wall time from POST to ``succeeded`` split into queue (``started_at -
-created_at``), engine (the summary's ``duration_seconds``) and the rest (publish and
-bookkeeping), the ratios job / engine and exceptions / s of the rest. Then the
-exceptions list: p50 / p95 of the first page, of ``--pages`` pages walked by cursor
-(``after``), of a deep ``page=`` in the middle, and filtered by kind and status.
+Embedded (the default): gunicorn with the shipped config on a fresh SQLite file
+(``tests/servers.py``) and the thread runner. Production: gunicorn and one Celery worker
+(concurrency 1) on a throwaway PostgreSQL database (on the server of ``--database``,
+``RECON_TEST_DATABASE_URL`` by default) and Redis (``--redis``), the job queue and cache
+keys under a name of their own. Then it creates a user, uploads the two seeded files of
+``bench/engine``, then runs the same job twice (fresh: every exception inserted; re-run:
+every exception carried over). For each it prints the wall time from POST to
+``succeeded`` split into queue (``started_at - created_at``), engine (the summary's
+``duration_seconds``) and the rest (publish and bookkeeping), the ratios job / engine
+and exceptions / s of the rest. Then the exceptions list: p50 / p95 of the first page,
+of ``--pages`` pages walked by cursor (``after``), of a deep ``page=`` in the middle,
+and filtered by kind and status.
 
-The production topology (gunicorn + Celery worker + PostgreSQL + Redis) is not scripted
-here yet: ``bench/job/publish.py`` measures the publish on PostgreSQL directly.
+In the production topology it also prints the worker's peak RSS (the largest ``VmHWM``
+of the worker's processes: the prefork child runs the job).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +49,9 @@ from data import RECIPES, generate  # noqa: E402 - bench-local module
 # The two-pass recipe (exact and tolerant on key, breaks): the figures in the README.
 RULES = RECIPES["two_pass"]["rules"]
 
-from tests.servers import BIN, gunicorn, server_env  # noqa: E402
+from stored import throwaway_database  # noqa: E402 - bench-local module
+
+from tests.servers import BIN, gunicorn, server_env, start_celery_worker  # noqa: E402
 
 PASSWORD = "a long bench password"  # noqa: S105 - a throwaway server's user
 
@@ -109,18 +121,72 @@ def timings(client: Client, paths: list[str]) -> str:
     return f"p50 {statistics.median(times):6.1f} ms  p95 {p95:6.1f} ms  ({len(times)} reads)"
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The largest peak RSS (VmHWM) of ``pid`` and its descendants, in MB."""
+    peak, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pending.extend(int(c) for c in children)
+    return peak
+
+
+@contextlib.contextmanager
+def topology(args: argparse.Namespace, tmp: Path) -> Iterator[tuple[dict[str, str], Any]]:
+    """The server settings of the chosen topology, and its worker (None when embedded)."""
+    if args.topology == "embedded":
+        yield {"RECON_JOB_RUNNER": "thread"}, None
+        return
+    queue = f"recon-bench-{uuid.uuid4().hex[:8]}"
+    with throwaway_database(args.database, "recon_bench_job") as url:
+        extra = {
+            "RECON_DATABASE_URL": url,
+            "RECON_REDIS_URL": args.redis,
+            "RECON_JOB_RUNNER": "celery",
+            "RECON_JOB_QUEUE": queue,
+            "RECON_CACHE_NAMESPACE": queue,
+        }
+        log = (tmp / "worker.log").open("wb")
+        worker = start_celery_worker(queue, server_env(tmp, 0, **extra), log, own_session=True)
+        try:
+            yield extra, worker
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--per-page", type=int, default=50)
+    parser.add_argument("--topology", choices=("embedded", "production"), default="embedded")
+    parser.add_argument(
+        "--database",
+        default=os.environ.get(
+            "RECON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+    )
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.topology} topology"
+    )
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         left_csv, right_csv = generate(tmp, args.rows, 7, "two_pass")
-        with gunicorn(tmp, RECON_JOB_RUNNER="thread") as base:
-            env = server_env(tmp, 0)
+        with topology(args, tmp) as (extra, worker), gunicorn(tmp, **extra) as base:
+            env = server_env(tmp, 0, **extra)
             subprocess.run(
                 [
                     str(BIN / "flask"),
@@ -157,6 +223,8 @@ def main() -> None:
                     f" job / engine {job['wall'] / job['engine']:.2f},"
                     f" {total / job['rest']:.0f} exceptions/s after the engine"
                 )
+            if worker is not None:
+                print(f"worker peak RSS {peak_rss_mb(worker.pid):.0f} MB (both jobs)")
             url = f"/api/projects/{pid}/exceptions?per_page={args.per_page}"
             print(f"exceptions page 1          {timings(client, [url] * 20)}")
             walked, after = [], None
