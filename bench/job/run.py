@@ -17,7 +17,9 @@ and exceptions / s of the rest. Then the exceptions list: p50 / p95 of the first
 of ``--pages`` pages walked by cursor (``after``), of a deep ``page=`` in the middle,
 and filtered by kind and status.
 
-In the production topology it also prints the worker's peak RSS (the largest ``VmHWM``
+Then the job's whole CSV export (every record, streamed): rows/s and how far the
+gunicorn processes' RSS grew while it streamed (sampled every 50 ms). In the production
+topology it also prints the worker's peak RSS (the largest ``VmHWM``
 of the worker's processes: the prefork child runs the job).
 """
 
@@ -32,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -107,7 +110,63 @@ def run_job(client: Client, pid: int, left: int, right: int) -> dict[str, Any]:
     assert job["status"] == "succeeded", job
     queue = seconds_between(job["created_at"], job["started_at"])
     engine = float(job["summary"]["duration_seconds"])
-    return {"wall": wall, "queue": queue, "engine": engine, "rest": wall - queue - engine}
+    rest = wall - queue - engine
+    return {"id": job["id"], "wall": wall, "queue": queue, "engine": engine, "rest": rest}
+
+
+def server_pids(port: str) -> list[int]:
+    """The gunicorn processes serving ``port`` (found by their environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if b"gunicorn" not in (entry / "cmdline").read_bytes():
+                continue
+            if f"PORT={port}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+def export(client: Client, pid: int, job_id: int, port: str) -> str:
+    """Stream the job's whole CSV export; its rows/s and how far the server's RSS grew."""
+    pids = server_pids(port)
+    before, peak, done = rss_mb(pids), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], rss_mb(pids))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    request = urllib.request.Request(  # noqa: S310 - our own server on 127.0.0.1
+        f"{client.base}/api/projects/{pid}/jobs/{job_id}/export?format=csv",
+        headers={"Authorization": f"Bearer {client.token}"},
+    )
+    started, lines, size = time.perf_counter(), 0, 0
+    with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
+        while chunk := response.read(1 << 20):
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    rows = lines - 1  # the header
+    return (
+        f"export (CSV, every record) {rows:,} rows, {size / 1e6:.0f} MB in {seconds:.2f} s: "
+        f"{rows / seconds:,.0f} rows/s; the server's RSS {before:.0f} MB, "
+        f"grew {max(0.0, peak[0] - before):.0f} MB"
+    )
 
 
 def timings(client: Client, paths: list[str]) -> str:
@@ -225,6 +284,7 @@ def main() -> None:
                 )
             if worker is not None:
                 print(f"worker peak RSS {peak_rss_mb(worker.pid):.0f} MB (both jobs)")
+            print(export(client, pid, job["id"], base.rsplit(":", 1)[1]))
             url = f"/api/projects/{pid}/exceptions?per_page={args.per_page}"
             print(f"exceptions page 1          {timings(client, [url] * 20)}")
             walked, after = [], None
