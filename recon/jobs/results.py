@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import duckdb
 import pyarrow as pa
@@ -66,6 +66,10 @@ def require_results(job: Job) -> str:
 class Reader:
     """One DuckDB connection over a job's results, its sources and the overrides."""
 
+    # More settings of the shared database this reader's cursor is on (its own database
+    # when they differ from the pages' readers).
+    SETTINGS: ClassVar[dict[str, Any]] = {}
+
     def __init__(
         self, *, storage: Storage, job: Job, left: Source, right: Source, overrides: pa.Table
     ) -> None:
@@ -81,7 +85,7 @@ class Reader:
         # Bounded like a job's engine: a large read spills to the data directory's tmp.
         self.tmp_dir = storage.tmp_dir
         self.con: duckdb.DuckDBPyConnection = cursor(
-            memory_limit=READ_MEMORY_LIMIT, temp_directory=str(storage.tmp_dir)
+            memory_limit=READ_MEMORY_LIMIT, temp_directory=str(storage.tmp_dir), **self.SETTINGS
         )
         self.con.register("oe", overrides)
         self._bounds: dict[str, tuple[int, int]] | None = None
