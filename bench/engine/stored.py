@@ -1,6 +1,7 @@
 """Benchmark data stored as recon stores it, for the benchmarks that read or publish it.
 
-``throwaway_database`` creates a PostgreSQL database for one run and drops it after;
+``throwaway_database`` creates a PostgreSQL database for one run and drops it after
+(``service_arguments`` adds the ``--database`` and ``--redis`` options of the services);
 ``bench_app`` is an app on a database with the migrations applied (no Redis, jobs
 inline); ``store_sources`` generates both sides (``data.generate``), ingests them with
 recon's parser into a project and returns the two Source rows.
@@ -8,6 +9,8 @@ recon's parser into a project and returns the two Source rows.
 
 from __future__ import annotations
 
+import argparse
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +19,20 @@ from typing import Any
 
 import sqlalchemy as sa
 from data import generate
+
+
+def service_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--database`` (the PostgreSQL server of the throwaway databases) and ``--redis``,
+    by default the test services' (``RECON_TEST_DATABASE_URL``, ``RECON_TEST_REDIS_URL``)."""
+    parser.add_argument(
+        "--database",
+        default=os.environ.get(
+            "RECON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+    )
 
 
 @contextmanager

@@ -34,7 +34,12 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "engine")]
 
 from data import RECIPES  # noqa: E402 - bench-local module
-from stored import bench_app, store_sources, throwaway_database  # noqa: E402
+from stored import (  # noqa: E402
+    bench_app,
+    service_arguments,
+    store_sources,
+    throwaway_database,
+)
 
 from tests.servers import start_celery_worker  # noqa: E402
 
@@ -74,15 +79,7 @@ def main() -> int:
     parser.add_argument("--memory-limit", default="4GB")
     parser.add_argument("--kill", action="store_true")
     parser.add_argument("--visibility", type=int, default=60)
-    parser.add_argument(
-        "--database",
-        default=os.environ.get(
-            "RECON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    parser.add_argument(
-        "--redis", default=os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
-    )
+    service_arguments(parser)
     args = parser.parse_args()
     rules = RECIPES[args.recipe]["rules"]
     from celery import Celery

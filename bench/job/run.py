@@ -52,7 +52,7 @@ from data import RECIPES, generate  # noqa: E402 - bench-local module
 # The two-pass recipe (exact and tolerant on key, breaks): the figures in the README.
 RULES = RECIPES["two_pass"]["rules"]
 
-from stored import throwaway_database  # noqa: E402 - bench-local module
+from stored import service_arguments, throwaway_database  # noqa: E402 - bench-local module
 
 from tests.servers import BIN, gunicorn, server_env, start_celery_worker  # noqa: E402
 
@@ -228,15 +228,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--per-page", type=int, default=50)
     parser.add_argument("--topology", choices=("embedded", "production"), default="embedded")
-    parser.add_argument(
-        "--database",
-        default=os.environ.get(
-            "RECON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    parser.add_argument(
-        "--redis", default=os.environ.get("RECON_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
-    )
+    service_arguments(parser)
     args = parser.parse_args()
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.topology} topology"

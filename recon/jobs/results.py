@@ -167,27 +167,11 @@ class Reader:
         return int(found[0]) if found else 0
 
     def _derived_count(self, status: str | None, side: str | None) -> int:
-        total = 0
-        for name in SIDES:
-            if side not in (None, name):
-                continue
-            by_status = (self.summary.get(name) or {}).get("by_status") or {}
-            if status is None:
-                total += int((self.summary.get(name) or {}).get("rows", 0))
-                continue
-            total += int((by_status.get(status) or {}).get("rows", 0))
-        if status is None or not len(self.overrides):
-            return total
-        for o_side, o_status, engine in zip(
-            self.overrides["side"].to_pylist(),
-            self.overrides["status"].to_pylist(),
-            self.overrides["engine_status"].to_pylist(),
-            strict=True,
-        ):
-            if side not in (None, o_side) or o_status is None:
-                continue
-            total += (o_status == status) - (engine == status)
-        return total
+        sides = [name for name in SIDES if side in (None, name)]
+        if status is None:
+            return sum(int((self.summary.get(name) or {}).get("rows", 0)) for name in sides)
+        counts = self.counts()
+        return sum(counts[name].get(f"status:{status}", 0) for name in sides)
 
     def _inline(self, sql: str) -> str:
         # Named paths and positional filter values can't mix: the paths go in as literals.

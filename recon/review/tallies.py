@@ -48,12 +48,17 @@ def _key_of(values: dict[str, Any]) -> Key:
     )
 
 
-def _add(deltas: dict[Key, Delta], key: Key, amount: str, sign: int) -> None:
-    value = Decimal(amount)
+def _add(deltas: dict[Key, Delta], key: Key, records: int, total: Decimal, gross: Decimal) -> None:
     entry = deltas.setdefault(key, [0, Decimal(0), Decimal(0)])
-    entry[0] += sign
-    entry[1] = EXACT.add(entry[1], sign * value)
-    entry[2] = EXACT.add(entry[2], sign * abs(value))
+    entry[0] += records
+    entry[1] = EXACT.add(entry[1], total)
+    entry[2] = EXACT.add(entry[2], gross)
+
+
+def _add_one(deltas: dict[Key, Delta], values: dict[str, Any], sign: int) -> None:
+    """Add (sign 1) or take away (-1) one exception of these values."""
+    amount = Decimal(values["amount"])
+    _add(deltas, _key_of(values), sign, sign * amount, sign * abs(amount))
 
 
 def _apply(session: SessionLike, deltas: dict[Key, Delta]) -> None:
@@ -124,18 +129,16 @@ def _flushing(session: Session, _context: Any, _instances: Any) -> None:
             # The column defaults, now: the tally needs them before the INSERT runs.
             exc.status = exc.status or ExceptionStatus.open
             exc.opened_at = exc.opened_at or utcnow()
-            values = _new_values(exc)
-            _add(deltas, _key_of(values), values["amount"], 1)
+            _add_one(deltas, _new_values(exc), 1)
     for exc in session.dirty:
         if isinstance(exc, ReconException) and session.is_modified(exc):
             old, new = _old_values(exc), _new_values(exc)
             if _key_of(old) != _key_of(new) or old["amount"] != new["amount"]:
-                _add(deltas, _key_of(old), old["amount"], -1)
-                _add(deltas, _key_of(new), new["amount"], 1)
+                _add_one(deltas, old, -1)
+                _add_one(deltas, new, 1)
     for exc in session.deleted:
         if isinstance(exc, ReconException):
-            values = _old_values(exc)
-            _add(deltas, _key_of(values), values["amount"], -1)
+            _add_one(deltas, _old_values(exc), -1)
     if deltas:
         _apply(session, deltas)
 
@@ -157,24 +160,16 @@ def _guard(state: ORMExecuteState) -> None:
 
 def moving(session: SessionLike, ids: Sequence[int], values: dict[str, Any]) -> None:
     """Move the exceptions ``ids`` to the tallies of ``values`` (the UPDATE about to run)."""
-    changed = [name for name in KEY if name in values]
-    if not changed or not ids:
+    if not ids or not any(name in values for name in KEY):
         return
-    e = ReconException
-    columns = [getattr(e, name) for name in KEY]
     deltas: dict[Key, Delta] = {}
     for start in range(0, len(ids), 5000):  # under every backend's parameter limit
-        for row in _grouped(session, columns, [e.id.in_(ids[start : start + 5000])]):
-            key, records, total, gross = row[: len(KEY)], row[-3], row[-2], row[-1]
-            old = _key_of(dict(zip(KEY, key, strict=True)))
-            new = _key_of({**dict(zip(KEY, key, strict=True)), **values})
-            if old == new:
-                continue
-            for k, sign in ((old, -1), (new, 1)):
-                entry = deltas.setdefault(k, [0, Decimal(0), Decimal(0)])
-                entry[0] += sign * records
-                entry[1] = EXACT.add(entry[1], sign * total)
-                entry[2] = EXACT.add(entry[2], sign * gross)
+        chunk = ReconException.id.in_(ids[start : start + 5000])
+        for old, (records, total, gross) in _counted(session, [chunk]).items():
+            new = _key_of({**dict(zip(KEY, old, strict=True)), **values})
+            if new != old:
+                _add(deltas, old, -records, -total, -gross)
+                _add(deltas, new, records, total, gross)
     _apply(session, deltas)
 
 
@@ -183,16 +178,15 @@ def rebuild(session: SessionLike, project_id: int, pair_key: str) -> None:
     t = TABLE
     session.execute(delete(t).where(t.c.project_id == project_id, t.c.pair_key == pair_key))
     e = ReconException
-    columns = [getattr(e, name) for name in KEY]
-    rows = _grouped(session, columns, [e.project_id == project_id, e.pair_key == pair_key])
+    counted = _counted(session, [e.project_id == project_id, e.pair_key == pair_key])
     values = [
         {
-            **dict(zip(KEY, _key_of(dict(zip(KEY, row[: len(KEY)], strict=True))), strict=True)),
-            "records": row[-3],
-            "total": format(row[-2], "f"),
-            "gross": format(row[-1], "f"),
+            **dict(zip(KEY, key, strict=True)),
+            "records": records,
+            "total": format(total, "f"),
+            "gross": format(gross, "f"),
         }
-        for row in rows
+        for key, (records, total, gross) in counted.items()
     ]
     if values:
         session.execute(insert(t), values)
@@ -200,20 +194,18 @@ def rebuild(session: SessionLike, project_id: int, pair_key: str) -> None:
 
 def expected(session: SessionLike, project_id: int) -> dict[Key, tuple[int, Decimal, Decimal]]:
     """The project's tallies counted from its exceptions now (what the table must hold)."""
-    e = ReconException
-    columns = [getattr(e, name) for name in KEY]
-    rows = _grouped(session, columns, [e.project_id == project_id])
-    return {
-        _key_of(dict(zip(KEY, row[: len(KEY)], strict=True))): (row[-3], row[-2], row[-1])
-        for row in rows
-    }
+    counted = _counted(session, [ReconException.project_id == project_id])
+    return {key: (records, total, gross) for key, (records, total, gross) in counted.items()}
 
 
-def stored(session: SessionLike, project_id: int) -> list[ExceptionTally]:
-    """The project's tally rows."""
-    return list(
-        session.scalars(select(ExceptionTally).where(ExceptionTally.project_id == project_id))
-    )
+def _counted(session: SessionLike, where: list[Any]) -> dict[Key, Delta]:
+    """The count and exact sums of the exceptions matching ``where``, by tally key."""
+    counted: dict[Key, Delta] = {}
+    columns = [getattr(ReconException, name) for name in KEY]
+    for row in _grouped(session, columns, where):
+        key = _key_of(dict(zip(KEY, row[: len(KEY)], strict=True)))
+        _add(counted, key, *row[len(KEY) :])
+    return counted
 
 
 def _grouped(

@@ -165,7 +165,7 @@ SCHEMA = pa.schema(
 
 
 def _batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
-    columns = [list(column) for column in zip(*rows, strict=True)]
+    columns = zip(*rows, strict=True)
     return pa.RecordBatch.from_arrays(
         [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
     )
