@@ -253,6 +253,16 @@ def test_analytics_draws_the_services_figures(world, page):
         in html
     )
     assert "EUR left" in html and "<svg" in html
+    # Net and gross per currency, as the API gives them (the table's columns had no value).
+    [eur] = [
+        u
+        for u in world.viewer.get(world.url("/analytics")).get_json()["unreconciled"]
+        if u["currency"] == "EUR"
+    ]
+    row = re.search(r"<td>EUR</td>.*?</tr>", html, re.S).group(0)
+    net = re.search(r"data-net>([^<]*)<", row).group(1)
+    gross = re.search(r"data-gross>([^<]*)<", row).group(1)
+    assert net.replace(",", "") == eur["net"] and gross.replace(",", "") == eur["gross"]
     # Resolving with a reason explains a record without matching it: its own figure.
     page.post(
         f"/projects/{world.pid}/exceptions/bulk",
