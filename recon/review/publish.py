@@ -24,7 +24,10 @@ batches of ``BATCH``, written by ``COPY`` on PostgreSQL and ``executemany`` on
 SQLite. On a pair with no exceptions yet they go straight into the table; else
 into a temporary staging table, and set-based statements update the carried-over
 exceptions and insert the new ones. One more closes the matched ones. No dict or
-ORM object per exception, no list of the whole job.
+ORM object per exception, no list of the whole job. A thread reads the batches a
+little ahead of the writer, so DuckDB's query and the database's writes overlap; on
+SQLite the publish writes with a larger page cache (the exceptions' indexes are
+written in random order).
 
 Nothing here commits: the caller publishes the job row and the exceptions in
 one transaction, and writes one audit event for the job.
@@ -32,10 +35,13 @@ one transaction, and writes one audit event for the job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import CursorResult, bindparam, select, text, update
 
@@ -47,6 +53,12 @@ from recon.review import tallies
 from recon.review.models import OPEN_STATUSES, ExceptionStatus, ReconException
 
 BATCH = 50_000
+# Batches read ahead of the writer: DuckDB's query runs while the database writes.
+AHEAD = 2
+# SQLite's page cache (KiB) while a publish writes: the exceptions' indexes are written in
+# random order (amount size, match ids) and outgrow the default 2 MB cache at tens of
+# thousands of rows, so each insert read their pages again. Set back afterwards.
+SQLITE_PUBLISH_CACHE_KIB = 131_072
 Batches = Iterator[list[tuple[Any, ...]]]
 CLOSED_BY_JOB = "matched_by_job"
 STAGE = "recon_publish_stage"
@@ -139,7 +151,7 @@ def read_exception_records(
     scale_left: int,
     scale_right: int,
     batch: int = BATCH,
-) -> Iterator[list[tuple[Any, ...]]]:
+) -> Generator[list[tuple[Any, ...]]]:
     """Yield the break, unmatched and suggested records as staging tuples, ``batch`` at a time."""
     query = _QUERY.format(left_scale=int(scale_left), right_scale=int(scale_right))
     con = connect()
@@ -152,6 +164,70 @@ def read_exception_records(
             yield rows
     finally:
         con.close()
+
+
+class _Failed(NamedTuple):
+    error: BaseException
+
+
+_END = object()
+
+
+def read_ahead(batches: Generator[list[tuple[Any, ...]]], depth: int = AHEAD) -> Batches:
+    """Yield the batches of ``batches``, read in a thread of their own up to ``depth``
+    batches ahead, so reading them (DuckDB, which releases the GIL) and writing them
+    overlap. An error while reading is raised here; when the caller stops early, the
+    reader stops and its generator is closed (DuckDB's connection with it)."""
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for rows in batches:
+                slots.put(rows)
+                if stop.is_set():
+                    break
+            else:
+                slots.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            slots.put(_Failed(exc))
+        finally:
+            batches.close()
+
+    reader = threading.Thread(target=read, name="recon-publish-read", daemon=True)
+    reader.start()
+    try:
+        while (item := slots.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # a put waiting on a full queue
+            with suppress(queue.Empty):
+                slots.get(timeout=0.05)
+        reader.join()
+
+
+@contextmanager
+def _page_cache(session: SessionLike) -> Iterator[None]:
+    """On SQLite, a page cache of ``SQLITE_PUBLISH_CACHE_KIB`` for the block, then the
+    connection's own again (which frees the pages over it)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = {
+        schema: int(connection.exec_driver_sql(f"PRAGMA {schema}.cache_size").one()[0])
+        for schema in ("main", "temp")  # temp: the staging table of a carry-over
+    }
+    for schema in before:
+        connection.exec_driver_sql(f"PRAGMA {schema}.cache_size = -{SQLITE_PUBLISH_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        for schema, size in before.items():
+            connection.exec_driver_sql(f"PRAGMA {schema}.cache_size = {size}")
 
 
 def _copy(session: SessionLike, table: str, names: Sequence[str], batches: Batches) -> int:
@@ -196,7 +272,9 @@ def _stage(session: SessionLike, batches: Batches) -> int:
 def _insert_all(session: SessionLike, job: Job, now: datetime, batches: Batches) -> int:
     """A pair with no exceptions yet: every record goes straight into the table."""
     dialect = session.connection().dialect
-    stamp = ReconException.__table__.c.opened_at.type.bind_processor(dialect)
+    # The dialect's own processor: SQLite's writes the text SQLAlchemy reads back (the
+    # type's generic one hands sqlite3 a datetime, adapted by isoformat, per row and column).
+    stamp = ReconException.__table__.c.opened_at.type.dialect_impl(dialect).bind_processor(dialect)
     at = stamp(now) if stamp else now
     extra = (job.project_id, job.id, pair_key(job), ExceptionStatus.open.value, at, at)
     names = [name for name, _ in COLUMNS] + list(FRESH)
@@ -267,13 +345,22 @@ def publish_exceptions(
     """Add the job's exceptions to the session's transaction (no commit); return the counts
     ``opened``, ``updated``, ``kept_resolved`` and ``closed``."""
     now = now or utcnow()
-    batches = read_exception_records(
-        results_path=results_path,
-        left_path=left_path,
-        right_path=right_path,
-        scale_left=scale_left,
-        scale_right=scale_right,
+    batches = read_ahead(
+        read_exception_records(
+            results_path=results_path,
+            left_path=left_path,
+            right_path=right_path,
+            scale_left=scale_left,
+            scale_right=scale_right,
+        )
     )
+    with _page_cache(session):
+        return _publish(session, job, now, batches)
+
+
+def _publish(session: SessionLike, job: Job, now: datetime, batches: Batches) -> dict[str, int]:
+    """Insert or merge the batches, close what the job no longer reports, rebuild the
+    pair's tallies; return the counts of ``publish_exceptions``."""
     if not _has_exceptions(session, job):
         with db_query_timer("insert", "exceptions"):
             opened = staged = _insert_all(session, job, now, batches)

@@ -17,6 +17,7 @@ X-9 and Y-7 are plain unmatched records.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -85,6 +86,7 @@ def run_job(
     right: Any,
     rules: dict[str, Any],
     user_id: int | None = None,
+    now: datetime | None = None,
 ) -> tuple[Job, dict[str, int]]:
     """Run the engine on two sources, record a succeeded job and publish its exceptions."""
     storage = app.extensions["recon_storage"]
@@ -118,6 +120,7 @@ def run_job(
         right_path=right_path,
         scale_left=left.amount_scale,
         scale_right=right.amount_scale,
+        now=now,
     )
     db.session.commit()
     return job, counts

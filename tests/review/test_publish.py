@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, text
+
 from recon.extensions import db
+from recon.projects.models import ProjectRole
 from recon.review.models import Comment, ReconException
-from tests.review.helpers import RULES_2
+from recon.review.publish import read_ahead
+from recon.users.models import Role
+from tests.review.helpers import BANK, LEDGER, RULES_1, RULES_2, run_job
 
 
 def by_record(world):
@@ -109,3 +118,68 @@ def test_a_rerun_keeps_resolutions_assignees_and_comments(world):
     assert (was_suggested.kind.value, was_suggested.counterpart) == ("unmatched", None)
     listed = world.viewer.get(world.url(f"/exceptions?job={job2.id}&per_page=100")).get_json()
     assert listed["total"] == 7  # the resolved one and the two closed stay with job 1
+
+
+def test_read_ahead_yields_every_batch_in_order_and_raises_the_readers_error():
+    assert list(read_ahead(iter_batches(5))) == [[(i,)] for i in range(5)]
+
+    def failing():
+        yield [(1,)]
+        raise ValueError("the reader broke")
+
+    seen = []
+    with pytest.raises(ValueError, match="the reader broke"):
+        for rows in read_ahead(failing()):
+            seen.append(rows)
+    assert seen == [[(1,)]]
+
+
+def test_read_ahead_stopped_early_closes_the_reader_and_its_thread_ends():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield [(n,)]
+                n += 1
+        finally:
+            closed.set()
+
+    ahead = read_ahead(endless(), depth=2)
+    assert next(ahead) == [(0,)]
+    ahead.close()  # the writer stops (an error, a cancel): the reader must not run on
+    assert closed.wait(5)
+    assert not any(t.name == "recon-publish-read" for t in threading.enumerate())
+
+
+def iter_batches(n):
+    for i in range(n):
+        yield [(i,)]
+
+
+def test_a_publish_leaves_sqlites_page_cache_as_it_was_and_stamps_as_sqlalchemy_writes(
+    app, factory, as_user
+):
+    connection = db.session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    before = connection.exec_driver_sql("PRAGMA cache_size").one()[0] if sqlite else None
+    owner = as_user(Role.analyst)
+    project = factory.project(members={owner.user: ProjectRole.owner})
+    left = factory.source(project, owner.user, csv=BANK, name="bank")
+    right = factory.source(project, owner.user, csv=LEDGER, name="ledger")
+    # A stamp on a whole second: Python's isoformat would leave out the microseconds.
+    now = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
+    run_job(app, project.id, left, right, RULES_1, owner.user.id, now=now)
+    opened = db.session.execute(
+        select(ReconException.opened_at).where(ReconException.project_id == project.id)
+    ).scalars()
+    assert set(opened) == {now}
+    if not sqlite:
+        return
+    assert db.session.connection().exec_driver_sql("PRAGMA cache_size").one()[0] == before
+    # The insert path stores the dialect's text, as the merge path's parameters and the ORM do.
+    raw = db.session.execute(
+        text("SELECT DISTINCT opened_at FROM exceptions WHERE project_id = :p"), {"p": project.id}
+    ).scalars()
+    assert list(raw) == ["2026-12-02 10:00:00.000000"]
