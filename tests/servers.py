@@ -25,6 +25,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Stop a process started in a session of its own, children too: SIGTERM to its group,
+    then SIGKILL if it has not ended within ``timeout`` seconds."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def server_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
     return {
         **os.environ,

@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,13 @@ RULES = RECIPES["two_pass"]["rules"]
 
 from stored import service_arguments, throwaway_database  # noqa: E402 - bench-local module
 
-from tests.servers import BIN, gunicorn, server_env, start_celery_worker  # noqa: E402
+from tests.servers import (  # noqa: E402
+    BIN,
+    gunicorn,
+    server_env,
+    start_celery_worker,
+    stop_group,
+)
 
 PASSWORD = "a long bench password"  # noqa: S105 - a throwaway server's user
 
@@ -214,12 +219,7 @@ def topology(args: argparse.Namespace, tmp: Path) -> Iterator[tuple[dict[str, st
         try:
             yield extra, worker
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+            stop_group(worker, timeout=30)
 
 
 def main() -> None:

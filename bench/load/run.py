@@ -23,8 +23,6 @@ import argparse
 import itertools
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,21 +39,16 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench" / "engine"))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "engine")]
 
 from stored import throwaway_database  # noqa: E402 - bench-local module
 
-BIN = Path(sys.executable).parent
+from tests.servers import BIN, free_port, stop_group  # noqa: E402
+
 PG_URL = os.environ.get(
     "RECON_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 PASSWORD = "load-bench-password"  # noqa: S105 - the admin of a throwaway server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
@@ -117,12 +110,7 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
     try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 @dataclass
