@@ -6,12 +6,12 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from recon.extensions import db
 from recon.projects.models import ProjectRole
 from recon.review.models import Comment, ReconException
-from recon.review.publish import read_ahead
+from recon.review.publish import SQLITE_PUBLISH_CACHE_KIB, read_ahead
 from recon.users.models import Role
 from tests.review.helpers import BANK, LEDGER, RULES_1, RULES_2, run_job
 
@@ -158,7 +158,7 @@ def iter_batches(n):
         yield [(i,)]
 
 
-def test_a_publish_leaves_sqlites_page_cache_as_it_was_and_stamps_as_sqlalchemy_writes(
+def test_a_publish_writes_with_a_larger_sqlite_page_cache_then_restores_it_and_stamps_as_text(
     app, factory, as_user
 ):
     connection = db.session.connection()
@@ -168,15 +168,28 @@ def test_a_publish_leaves_sqlites_page_cache_as_it_was_and_stamps_as_sqlalchemy_
     project = factory.project(members={owner.user: ProjectRole.owner})
     left = factory.source(project, owner.user, csv=BANK, name="bank")
     right = factory.source(project, owner.user, csv=LEDGER, name="ledger")
+    # The page cache each write into the exceptions table ran with.
+    during: list[int] = []
+
+    def seen(conn, _cursor, statement, *_args):
+        if sqlite and statement.startswith("INSERT INTO exceptions"):
+            raw = conn.connection.dbapi_connection
+            during.append(raw.execute("PRAGMA cache_size").fetchone()[0])
+
     # A stamp on a whole second: Python's isoformat would leave out the microseconds.
     now = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
-    run_job(app, project.id, left, right, RULES_1, owner.user.id, now=now)
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        run_job(app, project.id, left, right, RULES_1, owner.user.id, now=now)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
     opened = db.session.execute(
         select(ReconException.opened_at).where(ReconException.project_id == project.id)
     ).scalars()
     assert set(opened) == {now}
     if not sqlite:
         return
+    assert during == [-SQLITE_PUBLISH_CACHE_KIB]  # the publish's cache while it wrote
     assert db.session.connection().exec_driver_sql("PRAGMA cache_size").one()[0] == before
     # The insert path stores the dialect's text, as the merge path's parameters and the ORM do.
     raw = db.session.execute(
