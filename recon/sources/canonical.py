@@ -21,6 +21,7 @@ from recon.sources import dates
 from recon.sources.amounts import (
     MAX_PRECISION,
     MAX_SCALE,
+    MIN_SCALE,
     AmountGrammar,
     blank,
     choose_scale,
@@ -39,6 +40,18 @@ from recon.sources.signs import debit_credit_problem, sign_factor, sign_problem
 SAMPLE_ROWS = 10_000
 CURRENCY_SYMBOLS = SYMBOL_CURRENCIES
 # The reason reported when a file has problems of several kinds: the first present.
+
+
+def currency_code_sql(cell: str) -> str:
+    """SQL: the currency a currency cell names: its code upper-cased, a symbol's code, NULL
+    when blank (a cell that names none is refused before this is read)."""
+    value = trimmed(cell)
+    symbols = " ".join(
+        f"WHEN {value} = {sql_string(s)} THEN {sql_string(c)}" for s, c in CURRENCY_SYMBOLS.items()
+    )
+    general = f"(CASE WHEN {blank(cell)} THEN NULL {symbols} ELSE upper({value}) END)"
+    # The common cell (EUR) is its own code: no spaces, no symbol, already upper case.
+    return f"(CASE WHEN regexp_full_match({cell}, '[A-Z]{{3}}') THEN {cell} ELSE {general} END)"
 
 
 @dataclass
@@ -112,7 +125,7 @@ class Canonical(Problems):
             # Invalid cells may inflate the maximum, but then the file is refused anyway.
             exprs += [
                 f"sum(CAST({self._bad_amount(g, i)} AS INTEGER))",
-                f"max({g.fraction_digits(col(i))})",
+                f"max({g.fraction_bound(col(i))})",
             ]
         exprs += [f"max(strlen({col(i)}))" for i in range(len(self.headers))]
         exprs += [f"count({col(i)})" for i in unnamed]
@@ -130,7 +143,7 @@ class Canonical(Problems):
         self.dropped = {i for i, n in zip(unnamed, filled, strict=True) if n == 0}
         width = self.header_width if self.header_width is not None else len(self.headers)
         self.overflow = [i for i in unnamed if i >= width and i not in self.dropped]
-        fractions = max((s[1] or 0) for s in amount_stats)
+        fractions = self._fraction_digits(max((s[1] or 0) for s in amount_stats))
         self.scale = choose_scale(fractions)
 
         self.date_format = self._choose_date_format()
@@ -145,6 +158,15 @@ class Canonical(Problems):
         )
         if has_problems:
             self.reject()
+
+    def _fraction_digits(self, bound: int) -> int:
+        """The most decimals an amount cell has, counted only when the bound is above the
+        least scale (most files write two decimals, plainly: then the bound is the count)."""
+        if bound <= MIN_SCALE:
+            return bound
+        g = self.grammar
+        exprs = ", ".join(f"max({g.fraction_digits(col(i))})" for i in self.amount_columns)
+        return max((n or 0) for n in self.one(f"SELECT {exprs} FROM src"))
 
     def _choose_grammar(self) -> AmountGrammar:
         o = self.options
@@ -206,14 +228,7 @@ class Canonical(Problems):
 
     def _currency_sql(self) -> str | None:
         index = self.fields.get("currency")
-        if index is None:
-            return None
-        value = trimmed(col(index))
-        symbols = " ".join(
-            f"WHEN {value} = {sql_string(s)} THEN {sql_string(c)}"
-            for s, c in CURRENCY_SYMBOLS.items()
-        )
-        return f"(CASE WHEN {blank(col(index))} THEN NULL {symbols} ELSE upper({value}) END)"
+        return None if index is None else currency_code_sql(col(index))
 
     def _currency_ok(self) -> str:
         index = self.fields.get("currency")

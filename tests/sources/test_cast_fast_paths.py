@@ -1,11 +1,14 @@
 """The parser's fast paths (a direct cast of the common cell) give what the general paths give.
 
 Amounts with "." as decimal mark, ISO dates and the trimming of keys,
-currencies and descriptions each have a cheap form for the common cell; these
+currencies and descriptions each have a cheap form for the common cell, and so
+have the amount check, the count of decimals and the currency code; these
 tests compare them, cell by cell, with the general expressions they stand in for.
 """
 
 from __future__ import annotations
+
+import random
 
 import duckdb
 import pytest
@@ -13,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recon.sources import dates
-from recon.sources.amounts import AmountGrammar, trimmed
+from recon.sources.amounts import AmountGrammar, blank, trimmed
+from recon.sources.canonical import currency_code_sql
+from recon.sources.currencies import SYMBOL_CURRENCIES
 
 GRAMMAR = AmountGrammar(".", None)
 CELLS = [
@@ -122,3 +127,85 @@ def test_trimmed_agrees_with_trim_on_every_kind_of_space(
     con: duckdb.DuckDBPyConnection, text: str
 ) -> None:
     assert _value(con, trimmed("c"), text) == _value(con, "trim(c)", text)
+
+
+# Cells of every amount style, in both decimal marks, and cells that are not amounts.
+CHECK_CELLS = [
+    *CELLS,
+    "1.234,56",
+    "-1,5",
+    "1,5",
+    "12,",
+    "(1.234,56 EUR)",
+    "12,345",
+    "1.2.3",
+    "1e5",
+    "--12",
+    "12.5abc",
+    "12abc",
+    "",
+    " ",
+    "-",
+    ".",
+    "12.50 EUR",
+    "€ 1.234,56",
+]
+GRAMMARS = [AmountGrammar(".", None), AmountGrammar(",", None), AmountGrammar(",", ".")]
+
+
+@pytest.mark.parametrize("grammar", GRAMMARS, ids=lambda g: f"{g.decimal}{g.thousands}")
+@pytest.mark.parametrize("cell", CHECK_CELLS)
+def test_the_plain_amount_check_agrees_with_the_whole_grammar(
+    con: duckdb.DuckDBPyConnection, grammar: AmountGrammar, cell: str
+) -> None:
+    assert _value(con, grammar.valid("c"), cell) == _value(con, grammar.valid_general("c"), cell)
+
+
+def test_the_plain_amount_check_agrees_on_generated_text(con: duckdb.DuckDBPyConnection) -> None:
+    # Many cells in one query per grammar: each query compiles the grammar's expression.
+    rng = random.Random(7)  # noqa: S311 - a seeded sample of cells, not a secret
+    alphabet = "0123456789-+.,() E$\u20acU"
+    cells = sorted({"".join(rng.choices(alphabet, k=rng.randint(0, 10))) for _ in range(5000)})
+    cells += [
+        f"{'-' if i % 3 else ''}{i * 7919}{'.' if i % 2 else ','}{i % 100:02d}" for i in range(500)
+    ]
+    con.execute("CREATE OR REPLACE TEMP TABLE generated (c VARCHAR)")
+    con.executemany("INSERT INTO generated VALUES (?)", [[c] for c in cells])
+    for grammar in GRAMMARS:
+        fast, whole = grammar.valid("c"), grammar.valid_general("c")
+        differ = con.execute(
+            f"SELECT c FROM generated WHERE ({fast}) IS DISTINCT FROM ({whole})"  # noqa: S608
+        ).fetchall()
+        assert differ == [], grammar
+        (valid,) = con.execute(f"SELECT count(*) FILTER (WHERE {fast}) FROM generated").fetchone()  # noqa: S608
+        assert valid > 500, grammar  # the sample holds amounts, not only refusals
+
+
+@pytest.mark.parametrize("grammar", GRAMMARS, ids=lambda g: f"{g.decimal}{g.thousands}")
+@pytest.mark.parametrize("cell", CHECK_CELLS)
+def test_the_fraction_bound_is_never_below_the_count_of_decimals(
+    con: duckdb.DuckDBPyConnection, grammar: AmountGrammar, cell: str
+) -> None:
+    bound = _value(con, grammar.fraction_bound("c"), cell)
+    digits = _value(con, grammar.fraction_digits("c"), cell)
+    assert bound >= digits
+    after = cell.split(grammar.decimal, 1)[1] if grammar.decimal in cell else None
+    if after and after.isdigit() and cell.isascii():
+        assert bound == digits  # a plain cell's bound is its count
+
+
+def _currency_general(cell: str) -> str:
+    symbols = " ".join(
+        f"WHEN trim({cell}) = '{s}' THEN '{c}'" for s, c in SYMBOL_CURRENCIES.items()
+    )
+    return f"(CASE WHEN {blank(cell)} THEN NULL {symbols} ELSE upper(trim({cell})) END)"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["EUR", "eur", " EUR", "EUR ", "Eur", "\u20ac", " \u00a3 ", "EU", "EURO", "", " ", "\u00a0USD"],
+)
+def test_a_currency_cell_reads_the_same_through_the_fast_path(
+    con: duckdb.DuckDBPyConnection, cell: str
+) -> None:
+    assert _value(con, currency_code_sql("c"), cell) == _value(con, _currency_general("c"), cell)
