@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import io
 import re
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,6 +317,24 @@ class Layout:
     ragged: bool  # some rows are shorter than the widest: DuckDB must pad them
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while the sample's records are built.
+
+    A megabyte of CSV is some 100,000 new strings and lists; in a web process
+    (a quarter of a million objects already) the collections they trigger cost
+    more than the parsing, 0.3 s at worst against 0.04 s. The records hold no
+    cycles, so nothing is left for the collector; its previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def sample_records(text: str, delimiter: str, truncated: bool) -> list[list[str]]:
     """Return the sample's records; the last one is dropped when the sample was cut."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
@@ -381,9 +402,10 @@ def csv_layout(
 ) -> Layout:
     """Return the delimiter, preamble length, header and width of a CSV sample."""
     # The sniffer's records under its choice are the ones read here: the sample is read once.
-    chosen, records = (delimiter, None) if delimiter else _sniff(text, truncated)
-    if records is None:
-        records = sample_records(text, chosen, truncated)
+    with gc_paused():
+        chosen, records = (delimiter, None) if delimiter else _sniff(text, truncated)
+        if records is None:
+            records = sample_records(text, chosen, truncated)
     index = locate_header(records, skip_rows)
     if index >= len(records):
         raise UploadRejected(

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import zipfile
 from decimal import Decimal
@@ -346,3 +347,33 @@ def test_file_mixes_newlines_across_chunks(
     for size in (1, 2, 3, 4, 1024):
         monkeypatch.setattr(dialect, "CHUNK_BYTES", size)
         assert dialect.file_mixes_newlines(path) is mixed, size
+
+
+def test_the_sample_is_read_with_the_collector_held_off_and_its_state_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "ref,amount,date\n" + "".join(f"R{i},{i}.50,2024-01-02\n" for i in range(2000))
+    seen: list[bool] = []
+    real = dialect.sample_records
+
+    def spy(text: str, delimiter: str, truncated: bool) -> list[list[str]]:
+        seen.append(gc.isenabled())
+        return real(text, delimiter, truncated)
+
+    monkeypatch.setattr(dialect, "sample_records", spy)
+    assert gc.isenabled()
+    layout = dialect.csv_layout(text, truncated=False, delimiter=None, skip_rows=None)
+    assert (layout.delimiter, layout.header, layout.width) == (",", ["ref", "amount", "date"], 3)
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    # An error inside leaves the collector on; a caller that had it off finds it off.
+    with pytest.raises(ZeroDivisionError), dialect.gc_paused():
+        _ = 1 / 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with dialect.gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
