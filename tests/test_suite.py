@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-GROUPED = '''
+GROUPED = """
 import pytest
 
 pytestmark = pytest.mark.xdist_group("one-worker")
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.xdist_group("one-worker")
 @pytest.mark.parametrize("i", range(6))
 def test_grouped(i):
     assert i >= 0
-'''
+"""
 
 
 @pytest.mark.slow
