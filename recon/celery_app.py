@@ -16,6 +16,7 @@ from celery.signals import worker_process_init, worker_ready
 from flask import Flask
 
 import instrumentation
+from recon import heap
 
 
 def celery_config(app: Flask) -> dict[str, Any]:
@@ -83,6 +84,7 @@ def celery_init_app(app: Flask) -> Celery:
 
         with app.app_context():
             db.engine.dispose(close=False)
+        heap.freeze()  # the child has loaded everything a job runs
 
     @worker_ready.connect(weak=False)
     def _start_reaper(**_: object) -> None:

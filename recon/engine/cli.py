@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from recon import heap
 from recon.duckdb_conn import connect
 from recon.engine.results import STATUSES
 from recon.errors import APIError
@@ -190,6 +191,9 @@ def reconcile(args: argparse.Namespace) -> int:
     left_options = _json_arg(args.left_options, "--left-options")
     right_options = _json_arg(args.right_options, "--right-options")
     args.out.mkdir(parents=True, exist_ok=True)
+    if any(p.suffix.lower() != ".parquet" for p in (args.left, args.right)):
+        import recon.sources.parsing  # noqa: F401 - loaded before the freeze, so frozen too
+    heap.freeze()
     with tempfile.TemporaryDirectory(prefix="recon-cli-") as tmp:
         work = Path(tmp)
         left, right = _canonical_both((args.left, left_options), (args.right, right_options), work)

@@ -1,0 +1,63 @@
+"""Processes freeze their loaded heap before the work that allocates (recon.heap)."""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from recon.engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Loaded:
+    """An object made before the process's hook runs: it stands for what was loaded."""
+
+
+@pytest.fixture
+def loaded() -> Iterator[Loaded]:
+    gc.unfreeze()
+    sentinel = Loaded()
+    assert _in_reach(sentinel)
+    yield sentinel
+    gc.unfreeze()  # the rest of the suite runs as before
+
+
+def _in_reach(obj: object) -> bool:
+    # gc.get_objects() lists what the collector scans; frozen objects are not among them.
+    return any(o is obj for o in gc.get_objects())
+
+
+def test_the_command_line_freezes_what_it_loaded_before_it_reads(
+    loaded: Loaded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = ROOT / "examples" / "card_settlements"
+    code = main(
+        [
+            "reconcile",
+            str(examples / "settlements.csv"),
+            str(examples / "orders.csv"),
+            "--rules",
+            str(examples / "rules.json"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert not _in_reach(loaded)
+    assert not _in_reach(main)  # the command line's own module
+
+
+def test_a_gunicorn_worker_freezes_the_loaded_app(loaded: Loaded) -> None:
+    path = ROOT / "ops" / "gunicorn.conf.py"
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", path)
+    assert spec is not None and spec.loader is not None
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    conf.post_worker_init(SimpleNamespace(cfg=SimpleNamespace(workers=1)))
+    assert not _in_reach(loaded)
