@@ -26,6 +26,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import defusedxml
 from defusedxml.ElementTree import iterparse
@@ -56,43 +57,64 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+class _Tags(NamedTuple):
+    """Every element name the reader looks up, as ElementTree spells it in one namespace.
+
+    Children share their parent's namespace in every CAMT version, so each lookup
+    is one C ``find`` of a tag spelled once per document."""
+
+    Acct: str
+    AcctSvcrRef: str
+    AddtlNtryInf: str
+    AddtlTxInf: str
+    Amt: str
+    AmtDtls: str
+    Bal: str
+    BkTxCd: str
+    BookgDt: str
+    Ccy: str
+    Cd: str
+    CdOrPrtry: str
+    CdtDbtInd: str
+    Domn: str
+    Dt: str
+    DtTm: str
+    EndToEndId: str
+    Fmly: str
+    IBAN: str
+    Id: str
+    NtryDtls: str
+    Othr: str
+    Prtry: str
+    Refs: str
+    RmtInf: str
+    SubFmlyCd: str
+    Tp: str
+    TxAmt: str
+    TxDtls: str
+    Ustrd: str
+    ValDt: str
+
+
 @lru_cache(maxsize=256)
-def _namespace(tag: str) -> str:
-    return tag[: tag.index("}") + 1] if tag[:1] == "{" else ""
+def _tags(tag: str) -> _Tags:
+    """The names in the namespace of the element whose tag this is (``{uri}Name``)."""
+    namespace = tag[: tag.index("}") + 1] if tag[:1] == "{" else ""
+    return _Tags(*(namespace + name for name in _Tags._fields))
 
 
-def _ns(elem: ET.Element) -> str:
-    """The ``{uri}`` prefix of the element's tag ('' without a namespace).
-
-    Children share it in every CAMT version, so lookups go through the C ``find``."""
-    return _namespace(elem.tag)
-
-
-@lru_cache(maxsize=1024)
-def _tags(ns: str, path: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(ns + name for name in path)
-
-
-def _find(elem: ET.Element, *path: str) -> ET.Element | None:
-    """The first descendant along ``path`` of local names, in the element's namespace."""
-    current: ET.Element = elem
-    for tag in _tags(_namespace(elem.tag), path):
-        found = current.find(tag)
-        if found is None:
+def _path(elem: ET.Element | None, *tags: str) -> ET.Element | None:
+    """The first descendant along ``tags`` (full tags, one level each), or None."""
+    for tag in tags:
+        if elem is None:
             return None
-        current = found
-    return current
+        elem = elem.find(tag)
+    return elem
 
 
-def _text(elem: ET.Element, *path: str) -> str | None:
-    found = _find(elem, *path)
-    if found is None or found.text is None:
-        return None
-    return found.text.strip() or None
-
-
-def _all(elem: ET.Element, name: str) -> list[ET.Element]:
-    return elem.findall(_ns(elem) + name)
+def _clean(text: str | None) -> str | None:
+    """An element's text stripped, None when it has none."""
+    return (text.strip() or None) if text else None
 
 
 def _amount(elem: ET.Element | None, where: str) -> tuple[Decimal | None, str | None]:
@@ -111,11 +133,10 @@ def _signed(value: Decimal | None, indicator: str | None) -> Decimal | None:
     return -value if (indicator or "").upper() == "DBIT" else value
 
 
-def _date(elem: ET.Element, name: str) -> date | None:
-    holder = _find(elem, name)
+def _date(holder: ET.Element | None, t: _Tags, name: str) -> date | None:
     if holder is None:
         return None
-    text = _text(holder, "Dt") or _text(holder, "DtTm")
+    text = _clean(holder.findtext(t.Dt)) or _clean(holder.findtext(t.DtTm))
     if text is None:
         return None
     try:
@@ -139,17 +160,24 @@ class _Reader:
 
     def header(self, statement: Statement, elem: ET.Element) -> None:
         """Fill id, account and currency from what precedes the first entry."""
+        t = _tags(elem.tag)
         if statement.id is None:
-            statement.id = _text(elem, "Id")
-        account = _find(elem, "Acct")
+            statement.id = _clean(elem.findtext(t.Id))
+        account = elem.find(t.Acct)
         if account is not None and statement.account is None:
-            statement.account = _text(account, "Id", "IBAN") or _text(account, "Id", "Othr", "Id")
-            statement.currency = _text(account, "Ccy")
+            statement.account = _clean(_text_at(account, t.Id, t.IBAN)) or _clean(
+                _text_at(account, t.Id, t.Othr, t.Id)
+            )
+            statement.currency = _clean(account.findtext(t.Ccy))
 
     def balance(self, statement: Statement, elem: ET.Element) -> None:
-        code = _text(elem, "Tp", "CdOrPrtry", "Cd") or _text(elem, "Tp", "CdOrPrtry", "Prtry")
-        amount, currency = _amount(_find(elem, "Amt"), "Bal/Amt")
-        value = _signed(amount, _text(elem, "CdtDbtInd"))
+        t = _tags(elem.tag)
+        kind = _path(elem, t.Tp, t.CdOrPrtry)
+        code = None
+        if kind is not None:
+            code = _clean(kind.findtext(t.Cd)) or _clean(kind.findtext(t.Prtry))
+        amount, currency = _amount(elem.find(t.Amt), "Bal/Amt")
+        value = _signed(amount, _clean(elem.findtext(t.CdtDbtInd)))
         if value is None:
             return
         statement.currency = statement.currency or currency
@@ -168,83 +196,78 @@ class _Reader:
             statement.closing = self.interim[-1]
 
     def entry(self, index: int, elem: ET.Element) -> Iterator[Record]:
-        amount, currency = _amount(_find(elem, "Amt"), "Ntry/Amt")
-        indicator = _text(elem, "CdtDbtInd")
-        booked, valued = _date(elem, "BookgDt"), _date(elem, "ValDt")
-        entry_ref = _text(elem, "AcctSvcrRef")
-        entry_text = _text(elem, "AddtlNtryInf")
-        kind = _text(elem, "BkTxCd", "Domn", "Fmly", "SubFmlyCd") or _text(
-            elem, "BkTxCd", "Prtry", "Cd"
-        )
-        details = [t for d in _all(elem, "NtryDtls") for t in _all(d, "TxDtls")]
-        if len(details) <= 1:
-            tx = details[0] if details else None
-            yield self._record(
-                index,
-                elem,
-                tx,
-                amount,
-                currency,
-                indicator,
-                booked,
-                valued,
-                entry_ref,
-                entry_text,
-                kind,
+        t = _tags(elem.tag)
+        amount, currency = _amount(elem.find(t.Amt), "Ntry/Amt")
+        indicator = _clean(elem.findtext(t.CdtDbtInd))
+        booked = _date(elem.find(t.BookgDt), t, "BookgDt")
+        valued = _date(elem.find(t.ValDt), t, "ValDt")
+        entry_ref = _clean(elem.findtext(t.AcctSvcrRef))
+        entry_text = _clean(elem.findtext(t.AddtlNtryInf))
+        code = elem.find(t.BkTxCd)
+        kind = None
+        if code is not None:
+            kind = _clean(_text_at(code, t.Domn, t.Fmly, t.SubFmlyCd)) or _clean(
+                _text_at(code, t.Prtry, t.Cd)
             )
+        details = [tx for d in elem.findall(t.NtryDtls) for tx in d.findall(t.TxDtls)]
+        entry = _Entry(index, amount, currency, indicator, booked, valued, entry_text, kind)
+        if len(details) <= 1:
+            yield self._record(entry, t, details[0] if details else None, entry_ref)
             return
         for tx in details:
-            tx_amount, tx_currency = _amount(
-                _find(tx, "Amt") or _find(tx, "AmtDtls", "TxAmt", "Amt"), "TxDtls/Amt"
+            found = tx.find(t.Amt)
+            if found is None:
+                found = _path(tx, t.AmtDtls, t.TxAmt, t.Amt)
+            tx_amount, tx_currency = _amount(found, "TxDtls/Amt")
+            part = entry._replace(
+                amount=tx_amount,
+                currency=tx_currency or currency,
+                indicator=_clean(tx.findtext(t.CdtDbtInd)) or indicator,
             )
-            yield self._record(
-                index,
-                elem,
-                tx,
-                tx_amount,
-                tx_currency or currency,
-                _text(tx, "CdtDbtInd") or indicator,
-                booked,
-                valued,
-                None,
-                entry_text,
-                kind,
-            )
+            yield self._record(part, t, tx, None)
 
     @staticmethod
-    def _record(
-        index: int,
-        entry: ET.Element,
-        tx: ET.Element | None,
-        amount: Decimal | None,
-        currency: str | None,
-        indicator: str | None,
-        booked: date | None,
-        valued: date | None,
-        entry_ref: str | None,
-        entry_text: str | None,
-        kind: str | None,
-    ) -> Record:
+    def _record(entry: _Entry, t: _Tags, tx: ET.Element | None, entry_ref: str | None) -> Record:
         tx_ref = end_to_end = remittance = None
         if tx is not None:
-            tx_ref = _text(tx, "Refs", "AcctSvcrRef")
-            end_to_end = _text(tx, "Refs", "EndToEndId")
-            info = _find(tx, "RmtInf")
+            refs = tx.find(t.Refs)
+            if refs is not None:
+                tx_ref = _clean(refs.findtext(t.AcctSvcrRef))
+                end_to_end = _clean(refs.findtext(t.EndToEndId))
+            info = tx.find(t.RmtInf)
             if info is not None:
-                remittance = " ".join(u.text.strip() for u in _all(info, "Ustrd") if u.text)
-            remittance = remittance or _text(tx, "AddtlTxInf")
+                remittance = " ".join(u.text.strip() for u in info.findall(t.Ustrd) if u.text)
+            remittance = remittance or _clean(tx.findtext(t.AddtlTxInf))
         key = _reference(tx_ref, entry_ref, end_to_end)
         return Record(
-            statement=index,
+            statement=entry.statement,
             key=key,
-            amount=_signed(amount, indicator),
-            currency=currency,
-            booking_date=booked,
-            value_date=valued,
-            description=remittance or entry_text,
+            amount=_signed(entry.amount, entry.indicator),
+            currency=entry.currency,
+            booking_date=entry.booked,
+            value_date=entry.valued,
+            description=remittance or entry.text,
             reference=_reference(end_to_end) if key != end_to_end else None,
-            type=kind,
+            type=entry.kind,
         )
+
+
+class _Entry(NamedTuple):
+    """What an entry gives each of its records (a batched entry's parts override the amount)."""
+
+    statement: int
+    amount: Decimal | None
+    currency: str | None
+    indicator: str | None
+    booked: date | None
+    valued: date | None
+    text: str | None
+    kind: str | None
+
+
+def _text_at(elem: ET.Element, *tags: str) -> str | None:
+    found = _path(elem, *tags)
+    return None if found is None else found.text
 
 
 def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
@@ -261,7 +284,7 @@ def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
             current = statements[-1]
             if piece.element is not None:
                 reader.header(current, piece.element)
-                for balance in _all(piece.element, "Bal"):
+                for balance in piece.element.findall(_tags(piece.element.tag).Bal):
                     reader.balance(current, balance)
         elif piece.kind == "entries" and piece.element is not None:
             if current is None:
