@@ -220,6 +220,21 @@ def test_an_unbalanced_statement_is_a_warning_with_both_figures(analyst, project
     assert body["row_count"] == 3  # the records are still what the bank sent
 
 
+@pytest.mark.parametrize("amount", ["1E+40", "-2.5E+25", "1e21"])
+def test_an_amount_in_exponent_form_past_the_digits_is_refused_with_nothing_stored(
+    analyst, project, amount, tmp_path
+):
+    # Decimal reads "1E+40" as one digit with an exponent: its integer digits are
+    # the exponent's, and the database column can not hold them.
+    data = (BANKS / "camt053_v08_batch_tx_amounts.xml").read_text()
+    data = data.replace('<Amt Ccy="EUR">5.00</Amt>', f'<Amt Ccy="EUR">{amount}</Amt>')
+    response = upload(analyst, project, data.encode(), "camt.xml")
+    assert response.status_code == 422, response.get_json()
+    body = response.get_json()
+    assert body["errors"][0]["row"] == 3 and "too many digits" in body["errors"][0]["message"]
+    assert db.session.query(Source).count() == 0
+
+
 def test_statement_files_refuse_options_and_a_mapping(analyst, project):
     data = (BANKS / "mt940_jejik_ing.sta").read_bytes()
     bad = upload(analyst, project, data, "ing.sta", options={"delimiter": ";"})

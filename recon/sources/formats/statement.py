@@ -114,7 +114,8 @@ class _Checker:
             decimals = max(0, -int(exponent))
             if decimals > MAX_SCALE:
                 self.add(row, "amount", amount, f"more than {MAX_SCALE} decimal places")
-            elif len(digits) - decimals > MAX_PRECISION - MAX_SCALE:
+            # Digits before the point: "1E+40" is one digit and an exponent of 40.
+            elif len(digits) + int(exponent) > MAX_PRECISION - MAX_SCALE:
                 self.add(row, "amount", amount, "too many digits")
             if decimals > self.scale:
                 self.scale = decimals
