@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,89 @@ def test_an_amount_in_exponent_form_past_the_digits_is_refused_with_nothing_stor
     body = response.get_json()
     assert body["errors"][0]["row"] == 3 and "too many digits" in body["errors"][0]["message"]
     assert db.session.query(Source).count() == 0
+
+
+def _camt_with(opening: str, closing: str, amounts: tuple[str, str]) -> bytes:
+    data = (BANKS / "camt053_v08_batch_tx_amounts.xml").read_text()
+    for old, new in (
+        ('<Amt Ccy="EUR">100.00</Amt>', opening),
+        ('<Amt Ccy="EUR">125.00</Amt>', closing),
+        ('<Amt Ccy="EUR">10.00</Amt>', amounts[0]),
+        ('<Amt Ccy="EUR">20.00</Amt>', amounts[1]),
+        ('<Amt Ccy="EUR">5.00</Amt>', "0"),
+    ):
+        data = data.replace(old, f'<Amt Ccy="EUR">{new}</Amt>')
+    return data.encode()
+
+
+@pytest.mark.parametrize(
+    ("balance", "why"),
+    [
+        ("1E+40", "too many digits"),
+        ("NaN", "is not a number"),
+        ("-Infinity", "is not a number"),
+        ("1.0000000000000000001", "more than 18 decimal places"),
+    ],
+)
+def test_a_balance_recon_can_not_hold_is_refused_with_nothing_stored(
+    analyst, project, balance, why
+):
+    response = upload(analyst, project, _camt_with(balance, "0", ("1", "2")), "camt.xml")
+    assert response.status_code == 422, response.get_json()
+    error = response.get_json()["errors"][0]
+    assert error["column"] == "opening balance" and why in error["message"]
+    assert db.session.query(Source).count() == 0
+
+
+def test_sums_and_balances_of_38_digit_amounts_are_exact(analyst, project):
+    # The default decimal context keeps 28 digits: it rounded the sum, and the
+    # statement came out unbalanced.
+    amounts = ("12345678901234567890.123456789012345678", "1.000000000000000001")
+    total = "12345678901234567891.123456789012345679"
+    response = upload(analyst, project, _camt_with("0", total, amounts), "camt.xml")
+    assert response.status_code == 201, response.get_json()
+    (statement,) = response.get_json()["statements"]
+    assert statement["records_sum"] == total and statement["closing"] == total
+    assert statement["balanced"] is True
+    assert response.get_json()["sums"] == {"EUR": total}
+
+
+def test_an_mt940_amount_decimal_can_not_read_is_refused(analyst, project):
+    data = (BANKS / "mt940_jejik_ing.sta").read_text(encoding="latin-1")
+    data = re.sub(r"(:61:\d{6}(?:\d{4})?[CD])[\d,]+", r"\g<1>1,2,3", data, count=1)
+    response = upload(analyst, project, data.encode("latin-1"), "ing.sta")
+    assert response.status_code == 422, response.get_json()
+    assert "could not be parsed" in response.get_json()["detail"]
+    assert db.session.query(Source).count() == 0
+
+
+HOSTILE_AMOUNTS = ("1E+40", "NaN", "-Infinity", "1e-30", "9" * 41, "", "1,2,3", "--5", "0x10")
+# Where each format writes an amount (the first one or two of the file are replaced).
+AMOUNT_SPOTS = {
+    "camt053_v04_two_statements.xml": r'(<Amt Ccy="\w+">)[^<]*(?=</Amt>)',
+    "mt940_jejik_abnamro.sta": r"(:61:\d{6}(?:\d{4})?R?[CD])[\d,]+",
+    "ofx_v1_checking.ofx": r"(<TRNAMT>)[^<\r\n]*",
+    "bai2_svb_us_example.bai2": r"(\n16,\d+,)\d*",
+}
+
+
+def test_no_amount_in_any_statement_format_ends_other_than_stored_or_refused(tmp_path: Path):
+    refused = 0
+    for name, spot in AMOUNT_SPOTS.items():
+        text = (BANKS / name).read_bytes().decode("latin-1")
+        for amount in HOSTILE_AMOUNTS:
+            src = tmp_path / f"hostile-{name}"
+            src.write_bytes(
+                re.sub(spot, lambda m, a=amount: m.group(1) + a, text, count=2).encode("latin-1")
+            )
+            out = tmp_path / "out.parquet"
+            out.unlink(missing_ok=True)
+            try:
+                ingest_file(src, out, filename=name, temp_dir=tmp_path)
+            except UploadRejected:
+                refused += 1
+                assert not out.exists()
+    assert refused >= len(AMOUNT_SPOTS) * 4  # exponents past the digits, NaN, infinity, 41 nines
 
 
 def test_statement_files_refuse_options_and_a_mapping(analyst, project):

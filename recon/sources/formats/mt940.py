@@ -107,7 +107,15 @@ def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
     for block in _blocks(path):
         try:
             parsed = mt940.parse_statements(block, options=OPTIONS)
-        except (ValueError, KeyError, AttributeError, TypeError, RuntimeError) as exc:
+        # ArithmeticError: decimal's InvalidOperation, for an amount such as '1,2,3'.
+        except (
+            ValueError,
+            KeyError,
+            AttributeError,
+            TypeError,
+            RuntimeError,
+            ArithmeticError,
+        ) as exc:
             raise FormatError(f"a statement could not be parsed ({exc})") from exc
         for transactions in parsed:
             statement = _statement(transactions.data)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,6 +34,9 @@ from recon.sources.options import Limits
 from recon.sources.rejections import Problem, UploadRejected, problem
 
 BATCH_ROWS = 10_000
+# Sums and balances in exact arithmetic: the default context keeps 28 digits, and an
+# amount may have 38 (20 before the point, 18 after), a sum of millions of them more.
+EXACT = Context(prec=3 * MAX_PRECISION, traps=[InvalidOperation])
 # The text columns every statement source carries besides the canonical ones.
 EXTRA_COLUMNS = ("booking_date", "value_date", "reference", "type", "account", "statement")
 
@@ -91,6 +94,18 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _fit(amount: Decimal) -> tuple[int, str | None]:
+    """A finite amount's decimals, and why it does not fit recon's amounts (None if it does)."""
+    _, digits, exponent = amount.as_tuple()
+    decimals = max(0, -int(exponent))
+    if decimals > MAX_SCALE:
+        return decimals, f"more than {MAX_SCALE} decimal places"
+    # Digits before the point: "1E+40" is one digit and an exponent of 40.
+    if len(digits) + int(exponent) > MAX_PRECISION - MAX_SCALE:
+        return decimals, "too many digits"
+    return decimals, None
+
+
 class _Checker:
     """Row problems of the records (at most ``max_problems`` kept, all counted)."""
 
@@ -110,13 +125,9 @@ class _Checker:
         if amount is None or not amount.is_finite():
             self.add(row, "amount", amount, "missing: the record has no amount")
         else:
-            _, digits, exponent = amount.as_tuple()
-            decimals = max(0, -int(exponent))
-            if decimals > MAX_SCALE:
-                self.add(row, "amount", amount, f"more than {MAX_SCALE} decimal places")
-            # Digits before the point: "1E+40" is one digit and an exponent of 40.
-            elif len(digits) + int(exponent) > MAX_PRECISION - MAX_SCALE:
-                self.add(row, "amount", amount, "too many digits")
+            decimals, why = _fit(amount)
+            if why is not None:
+                self.add(row, "amount", amount, why)
             if decimals > self.scale:
                 self.scale = decimals
         if record.currency is not None and not is_iso_currency(record.currency):
@@ -133,7 +144,7 @@ def _batches(
         checker.check(row, record)
         amount = record.amount
         if amount is not None and amount.is_finite():
-            sums[record.statement] = sums.get(record.statement, Decimal(0)) + amount
+            sums[record.statement] = EXACT.add(sums.get(record.statement, Decimal(0)), amount)
         booked, valued = record.booking_date, record.value_date
         rows.append(
             (
@@ -173,7 +184,38 @@ def _batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
 
 
 def _plain(value: Decimal | None, scale: int) -> str | None:
-    return None if value is None else str(value.quantize(Decimal(1).scaleb(-scale)))
+    """The figure in plain digits, with the amounts' scale or its own decimals if more."""
+    if value is None:
+        return None
+    exponent = min(-scale, int(value.as_tuple().exponent))
+    return str(EXACT.quantize(value, Decimal(1).scaleb(exponent)))
+
+
+def _bad_balance(value: Decimal | None) -> str | None:
+    """Why a statement's balance is not an amount recon holds, or None when it is."""
+    if value is None:
+        return None
+    if not value.is_finite():
+        return "is not a number"
+    return _fit(value)[1]
+
+
+def _check_balances(statements: list[Statement], label: str) -> None:
+    for index, s in enumerate(statements, start=1):
+        for name, value in (("opening", s.opening), ("closing", s.closing)):
+            why = _bad_balance(value)
+            if why is not None:
+                found = problem(
+                    f"statement {index}'s {name} balance: {why}",
+                    column=f"{name} balance",
+                    value=value,
+                )
+                raise UploadRejected(
+                    f"The file looks like {label} but can not be read: {found['message']}"
+                    f" ({found['value']}).",
+                    reason="format",
+                    problems=[found],
+                )
 
 
 def _statement_rows(
@@ -184,7 +226,7 @@ def _statement_rows(
         total = sums.get(index, Decimal(0))
         balanced = None
         if s.opening is not None and s.closing is not None:
-            balanced = s.opening + total == s.closing
+            balanced = EXACT.add(s.opening, total) == s.closing
         out.append(
             {
                 "account": s.account,
@@ -234,6 +276,7 @@ def write_statements(
             reason="empty",
             problems=[problem("no transactions", value=f"{len(statements)} statement(s)")],
         )
+    _check_balances(statements, label)
     scale = choose_scale(checker.scale)
     return _convert(staged, out, statements, sums, scale)
 
