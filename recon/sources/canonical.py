@@ -22,6 +22,7 @@ from recon.sources.amounts import (
     MAX_PRECISION,
     MAX_SCALE,
     MIN_SCALE,
+    SPELL_OUT_ROWS,
     AmountGrammar,
     blank,
     choose_scale,
@@ -116,7 +117,8 @@ class Canonical(Problems):
 
     def analyse(self) -> None:
         """Pick decimal mark, scale and date format; raise UploadRejected on any problem."""
-        self.grammar = self._choose_grammar()
+        (rows,) = self.one("SELECT count(*) FROM src")
+        self.grammar = self._choose_grammar(spelled=rows > SPELL_OUT_ROWS)
         g, columns = self.grammar, self.amount_columns
         unnamed = [i for i, h in enumerate(self.headers) if not h]
         # sum(CAST(... AS INTEGER)) rather than count(*) FILTER: DuckDB runs it twice as fast.
@@ -168,13 +170,16 @@ class Canonical(Problems):
         exprs = ", ".join(f"max({g.fraction_digits(col(i))})" for i in self.amount_columns)
         return max((n or 0) for n in self.one(f"SELECT {exprs} FROM src"))
 
-    def _choose_grammar(self) -> AmountGrammar:
+    def _choose_grammar(self, *, spelled: bool) -> AmountGrammar:
         o = self.options
         if o.decimal:
-            return AmountGrammar(o.decimal, o.thousands)
+            return AmountGrammar(o.decimal, o.thousands, spelled)
         if o.thousands in (".", ","):
-            return AmountGrammar("," if o.thousands == "." else ".", o.thousands)
-        candidates = [AmountGrammar(".", o.thousands), AmountGrammar(",", o.thousands)]
+            return AmountGrammar("," if o.thousands == "." else ".", o.thousands, spelled)
+        candidates = [
+            AmountGrammar(".", o.thousands, spelled),
+            AmountGrammar(",", o.thousands, spelled),
+        ]
         # The first rows nearly always settle it; the whole column decides when they do not.
         sample = f"(SELECT * FROM src LIMIT {SAMPLE_ROWS})"
         bad = [self._count_bad(g, sample) for g in candidates]
