@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Context, Decimal, InvalidOperation
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -120,6 +121,29 @@ class _Checker:
         if len(self.problems) < self.limits.max_problems:
             self.problems.append(problem(message, row=row, column=column, value=value))
 
+    def check_batch(self, first: int, chunk: list[Record]) -> None:
+        """Check records numbered from ``first``: at once, or one by one if any has a problem
+        (so the problems are what ``check`` finds, in the same order)."""
+        scale = self.scale
+        for record in chunk:
+            amount = record.amount
+            if amount is None or not amount.is_finite():
+                break
+            decimals, why = _fit(amount)
+            if why is not None:
+                break
+            if decimals > scale:
+                scale = decimals
+            if record.booking_date is None and record.value_date is None:
+                break
+        else:
+            codes = {r.currency for r in chunk} - {None}
+            if all(is_iso_currency(code) for code in codes):
+                self.scale = scale
+                return
+        for offset, record in enumerate(chunk):
+            self.check(first + offset, record)
+
     def check(self, row: int, record: Record) -> None:
         amount = record.amount
         if amount is None or not amount.is_finite():
@@ -139,34 +163,16 @@ class _Checker:
 def _batches(
     records: Iterator[Record], checker: _Checker, sums: dict[int, Decimal]
 ) -> Iterator[pa.RecordBatch]:
-    rows: list[tuple[Any, ...]] = []
-    for row, record in enumerate(records, start=1):
-        checker.check(row, record)
-        amount = record.amount
-        if amount is not None and amount.is_finite():
-            sums[record.statement] = EXACT.add(sums.get(record.statement, Decimal(0)), amount)
-        booked, valued = record.booking_date, record.value_date
-        rows.append(
-            (
-                row,
-                _text(record.key) or "",
-                None if amount is None else format(amount, "f"),
-                booked or valued,
-                record.currency,
-                _text(record.description),
-                None if booked is None else booked.isoformat(),
-                None if valued is None else valued.isoformat(),
-                _text(record.reference),
-                _text(record.type),
-                None,  # account and statement are filled in from the statements below
-                str(record.statement),
-            )
-        )
-        if len(rows) == BATCH_ROWS:
-            yield _batch(rows)
-            rows = []
-    if rows:
-        yield _batch(rows)
+    first = 1
+    while chunk := list(islice(records, BATCH_ROWS)):
+        checker.check_batch(first, chunk)
+        for record in chunk:
+            amount = record.amount
+            if amount is not None and amount.is_finite():
+                index = record.statement
+                sums[index] = EXACT.add(sums.get(index, Decimal(0)), amount)
+        yield _batch(first, chunk)
+        first += len(chunk)
 
 
 SCHEMA = pa.schema(
@@ -176,11 +182,28 @@ SCHEMA = pa.schema(
 )
 
 
-def _batch(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
-    columns = zip(*rows, strict=True)
-    return pa.RecordBatch.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
+def _batch(first: int, chunk: list[Record]) -> pa.RecordBatch:
+    """The records as Arrow columns, numbered from ``first`` (built a column at a time)."""
+    statement, key, amount, currency, booked, valued, description, reference, kind = zip(
+        *chunk, strict=True
     )
+    booked_dates = pa.array(booked, pa.date32())
+    valued_dates = pa.array(valued, pa.date32())
+    columns = [
+        pa.array(range(first, first + len(chunk)), pa.int64()),
+        pa.array([_text(k) or "" for k in key], pa.string()),
+        pa.array([None if a is None else format(a, "f") for a in amount], pa.string()),
+        pa.array([b or v for b, v in zip(booked, valued, strict=True)], pa.date32()),
+        pa.array(currency, pa.string()),
+        pa.array([_text(d) for d in description], pa.string()),
+        booked_dates.cast(pa.string()),  # ISO 8601, as date.isoformat() writes it
+        valued_dates.cast(pa.string()),
+        pa.array([_text(r) for r in reference], pa.string()),
+        pa.array([_text(t) for t in kind], pa.string()),
+        pa.nulls(len(chunk), pa.string()),  # account: filled in from the statements below
+        pa.array(statement, pa.int64()).cast(pa.string()),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
 def _plain(value: Decimal | None, scale: int) -> str | None:
