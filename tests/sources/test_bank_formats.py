@@ -300,6 +300,8 @@ AMOUNT_SPOTS = {
 }
 
 
+# ofxtools warns of the tags it skips in a mangled file; the file is refused all the same.
+@pytest.mark.filterwarnings("ignore::ofxtools.models.base.UnknownTagWarning")
 def test_no_amount_in_any_statement_format_ends_other_than_stored_or_refused(tmp_path: Path):
     refused = 0
     for name, spot in AMOUNT_SPOTS.items():
