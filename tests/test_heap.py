@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,3 +64,28 @@ def test_a_gunicorn_worker_freezes_the_loaded_app(loaded: Loaded) -> None:
     spec.loader.exec_module(conf)
     conf.post_worker_init(SimpleNamespace(cfg=SimpleNamespace(workers=1)))
     assert not _in_reach(loaded)
+
+
+def test_a_celery_worker_child_freezes_the_loaded_app(tmp_path: Path) -> None:
+    # In a process of its own: the signal also disposes of the app's database engine.
+    script = (
+        "import gc\n"
+        "from celery.signals import worker_process_init\n"
+        "from recon import create_app\n"
+        "create_app()\n"
+        "gc.unfreeze()\n"
+        "worker_process_init.send(sender=None)\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    env = {
+        **os.environ,
+        "RECON_DATABASE_URL": f"sqlite:///{tmp_path / 'recon.db'}",
+        "RECON_DATA_DIR": str(tmp_path / "data"),
+        "RECON_JOB_RUNNER": "celery",  # the app a worker loads; nothing here connects
+        "RECON_REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip().splitlines()[-1]) > 100_000  # the loaded app, frozen
