@@ -21,7 +21,7 @@ from typing import Any
 
 import mt940
 
-from recon.sources.formats.statement import FormatError, Record, Statement
+from recon.sources.formats.statement import NOT_A_NUMBER, FormatError, Record, Statement
 
 LABEL = "an MT940 statement"
 OPTIONS = mt940.Options(
@@ -107,15 +107,9 @@ def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
     for block in _blocks(path):
         try:
             parsed = mt940.parse_statements(block, options=OPTIONS)
-        # ArithmeticError: decimal's InvalidOperation, for an amount such as '1,2,3'.
-        except (
-            ValueError,
-            KeyError,
-            AttributeError,
-            TypeError,
-            RuntimeError,
-            ArithmeticError,
-        ) as exc:
+        except ArithmeticError as exc:  # decimal's InvalidOperation: an amount such as '1,2,3'
+            raise FormatError(f"a statement could not be parsed: {NOT_A_NUMBER}") from exc
+        except (ValueError, KeyError, AttributeError, TypeError, RuntimeError) as exc:
             raise FormatError(f"a statement could not be parsed ({exc})") from exc
         for transactions in parsed:
             statement = _statement(transactions.data)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ofxtools.Parser import OFXTree
 
-from recon.sources.formats.statement import FormatError, Record, Statement
+from recon.sources.formats.statement import NOT_A_NUMBER, FormatError, Record, Statement
 
 LABEL = "an OFX statement"
 _MARK = re.compile(rb"OFXHEADER\s*[:=]|<OFX>", re.IGNORECASE)
@@ -46,6 +46,8 @@ def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
         tree.parse(str(path))
         ofx = tree.convert()
         found = list(ofx.statements)
+    except ArithmeticError as exc:  # decimal's InvalidOperation: an amount such as '1,2,3'
+        raise FormatError(NOT_A_NUMBER) from exc
     except Exception as exc:  # noqa: BLE001 - ofxtools raises many kinds on bad input
         raise FormatError(f"{type(exc).__name__}: {exc}") from exc
     for stmt in found:

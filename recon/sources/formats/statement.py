@@ -46,6 +46,11 @@ class FormatError(Exception):
     """The file is of a statement format but can not be read; the message is for a person."""
 
 
+# What a reader says when its parser's decimal arithmetic refused an amount ('1,2,3'):
+# decimal's own message is the name of a signal.
+NOT_A_NUMBER = "one of its amounts is not a number"
+
+
 @dataclass
 class Statement:
     """One statement of a file: its account and id, and the balances the bank gave."""
