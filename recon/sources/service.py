@@ -12,7 +12,7 @@ import errno
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -86,6 +86,8 @@ class Preview:
     columns: list[str]
     rows: list[dict[str, Any]]
     sums: dict[str, str]
+    # A statement file's statements, with their balances checked (as a source keeps them).
+    statements: list[dict[str, Any]] = field(default_factory=list)
 
 
 def preview_upload(
@@ -123,6 +125,7 @@ def preview_upload(
         columns=list(result.columns),
         rows=first,
         sums={k: str(v) for k, v in result.sums.items()},
+        statements=result.statements,
     )
 
 
@@ -206,12 +209,12 @@ MAX_FILENAME_CHARS = 255
 def _check_names(upload: Upload) -> None:
     """Names are shown to other people: refuse NUL, control and bidi characters in them."""
     errors = []
-    for field, value in (("name", upload.name), ("file", upload.filename)):
+    for name, value in (("name", upload.name), ("file", upload.filename)):
         why = name_problem(value)
         if why is None and len(value) > MAX_FILENAME_CHARS:
             why = f"At most {MAX_FILENAME_CHARS} characters."
         if why:
-            errors.append({"field": field, "message": why})
+            errors.append({"field": name, "message": why})
     if errors:
         raise ValidationError("Some fields are invalid; see errors.", errors=errors)
 

@@ -217,3 +217,41 @@ def test_the_header_checkbox_selects_the_page_for_a_bulk_action(browsing: Browsi
     scope = page.locator("#bulk-scope option[value=all]").inner_text()
     total = int(re.search(r"all (\d+) matching", scope).group(1))
     assert total >= rows.count()
+
+
+def test_a_bank_statement_uploads_and_shows_its_balances(browsing: Browsing, tmp_path) -> None:
+    from pathlib import Path
+
+    b, page, server = browsing, browsing.page, browsing.server
+    pid = api(server, "POST", "/projects", json={"name": "Statements"})["id"]
+    banks = Path(__file__).resolve().parents[1] / "data" / "banks"
+    b.sign_in()
+    page.goto(b.url(f"/projects/{pid}/upload"))
+    accepted = page.get_attribute("#file", "accept") or ""
+    assert all(ext in accepted.split(",") for ext in (".sta", ".xml", ".bai2", ".ofx"))
+    # Two statements: the EUR one balances, the USD one does not (10.00 - 25.00 != 20.00).
+    page.set_input_files("#file", str(banks / "camt053_v04_two_statements.xml"))
+    page.wait_for_selector("#preview #statements")
+    expect(page.locator("#preview .problem")).to_contain_text("1 of 2 statement(s) do not balance")
+    assert "Decimal mark" not in page.inner_text("#preview .facts")  # no CSV options here
+    page.click("button:has-text('Upload')")
+    page.wait_for_selector("h1:has-text('camt053_v04_two_statements')")
+    rows = page.locator("#statements tbody tr")
+    assert rows.count() == 2
+    first, second = rows.nth(0).inner_text(), rows.nth(1).inner_text()
+    assert "DE89370400440532013000" in first and "balanced" in first
+    assert "-500.00" in first and "719.50" in first and "219.50" in first
+    assert "0532013001" in second and "does not balance" in second
+    assert "10.00" in second and "-25.00" in second and "20.00" in second
+    expect(page.locator(".problem[role=alert]")).to_contain_text("do not balance")
+    assert b.axe() == []
+    b.shot("statement-source")
+    # A CSV export's footer and balance lines are left out, and listed.
+    page.goto(b.url(f"/projects/{pid}/upload"))
+    page.set_input_files("#file", str(banks / "csv_de_sparkasse_footer.csv"))
+    page.wait_for_selector("#preview h2:has-text('Preview')")
+    page.click("button:has-text('Upload')")
+    page.wait_for_selector("h1:has-text('csv_de_sparkasse_footer')")
+    expect(page.locator("#skipped summary")).to_contain_text("2 line(s) of the file left out")
+    page.click("#skipped summary")
+    expect(page.locator("#skipped table")).to_contain_text("Kontostand")
