@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from recon.engine.cli import main
+from tests.engine.engine_helpers import reconcile_card_settlements
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,18 +40,7 @@ def _in_reach(obj: object) -> bool:
 def test_the_command_line_freezes_what_it_loaded_before_it_reads(
     loaded: Loaded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    examples = ROOT / "examples" / "card_settlements"
-    code = main(
-        [
-            "reconcile",
-            str(examples / "settlements.csv"),
-            str(examples / "orders.csv"),
-            "--rules",
-            str(examples / "rules.json"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    code = reconcile_card_settlements(tmp_path / "out")
     assert code == 0, capsys.readouterr().err
     assert not _in_reach(loaded)
     assert not _in_reach(main)  # the command line's own module

@@ -75,3 +75,17 @@ def one_pass(**settings: Any) -> dict[str, Any]:
     """Rules with one pass named 'p' (match_on key unless given) and no breaks."""
     settings.setdefault("match_on", ["key"])
     return {"passes": [{"name": "p", **settings}], "break_on": []}
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def reconcile_card_settlements(out: Path, *extra: str) -> int:
+    """``recon reconcile`` on the card-settlements example's two CSV files, into ``out``."""
+    from recon.engine.cli import main
+
+    folder = EXAMPLES / "card_settlements"
+    files = [str(folder / "settlements.csv"), str(folder / "orders.csv")]
+    return main(
+        ["reconcile", *files, "--rules", str(folder / "rules.json"), "--out", str(out), *extra]
+    )

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recon.engine.cli import main
-from tests.engine.engine_helpers import write_source
+from tests.engine.engine_helpers import reconcile_card_settlements, write_source
 
 RULES = {
     "passes": [
@@ -150,21 +150,8 @@ def test_missing_input_and_bad_options_exit_2(
 def test_csv_inputs_go_through_the_sources_parser(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    examples = Path(__file__).resolve().parents[2] / "examples" / "card_settlements"
     out = tmp_path / "out"
-    code = main(
-        [
-            "reconcile",
-            str(examples / "settlements.csv"),
-            str(examples / "orders.csv"),
-            "--rules",
-            str(examples / "rules.json"),
-            "--out",
-            str(out),
-            "--left-options",
-            '{"date_format": "%Y-%m-%d"}',
-        ]
-    )
+    code = reconcile_card_settlements(out, "--left-options", '{"date_format": "%Y-%m-%d"}')
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["left"]["by_status"]["matched"]["rows"] == 5
