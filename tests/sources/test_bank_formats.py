@@ -360,26 +360,24 @@ def test_the_command_line_reads_statement_files(tmp_path: Path, capsys) -> None:
     assert "matched" in capsys.readouterr().out
 
 
-def test_a_batch_with_a_bad_record_reports_what_record_by_record_checking_reports() -> None:
+def test_the_statement_writer_numbers_problems_by_record_and_keeps_the_largest_scale() -> None:
     from datetime import date
 
-    from recon.sources.formats.statement import Record, _Checker
+    from recon.sources.formats.statement import Record, _batches, _Checker
     from recon.sources.options import Limits
 
     day = date(2024, 1, 2)
     good = Record(0, "A", Decimal("1.25"), "EUR", day, None)
-    chunk = [good] * 5 + [
+    records = [good] * 5 + [
         Record(0, "B", None, "EUR", day, None),
         Record(0, "C", Decimal("1E+40"), "XYZ", None, None),
         Record(0, "D", Decimal("0.1234"), "EUR", None, day),
     ]
-    at_once, one_by_one = _Checker(Limits()), _Checker(Limits())
-    at_once.check_batch(11, chunk)
-    for row, record in enumerate(chunk, start=11):
-        one_by_one.check(row, record)
-    assert at_once.problems == one_by_one.problems and at_once.total == 4
-    assert [p["row"] for p in at_once.problems] == [16, 17, 17, 17]
-    assert at_once.scale == one_by_one.scale == 4
-    clean = _Checker(Limits())
-    clean.check_batch(1, [good, chunk[-1]])
-    assert (clean.problems, clean.scale) == ([], 4)
+    checker, sums = _Checker(Limits()), {}
+    (batch,) = _batches(iter(records), checker, sums)
+    assert checker.total == 4
+    assert [p["row"] for p in checker.problems] == [6, 7, 7, 7]
+    assert [p["column"] for p in checker.problems] == ["amount", "amount", "currency", "date"]
+    assert checker.scale == 4
+    assert batch.column("row").to_pylist() == list(range(1, 9))
+    assert batch.column("value_date").to_pylist()[-1] == "2024-01-02"

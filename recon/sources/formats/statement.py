@@ -126,29 +126,6 @@ class _Checker:
         if len(self.problems) < self.limits.max_problems:
             self.problems.append(problem(message, row=row, column=column, value=value))
 
-    def check_batch(self, first: int, chunk: list[Record]) -> None:
-        """Check records numbered from ``first``: at once, or one by one if any has a problem
-        (so the problems are what ``check`` finds, in the same order)."""
-        scale = self.scale
-        for record in chunk:
-            amount = record.amount
-            if amount is None or not amount.is_finite():
-                break
-            decimals, why = _fit(amount)
-            if why is not None:
-                break
-            if decimals > scale:
-                scale = decimals
-            if record.booking_date is None and record.value_date is None:
-                break
-        else:
-            codes = {r.currency for r in chunk} - {None}
-            if all(is_iso_currency(code) for code in codes):
-                self.scale = scale
-                return
-        for offset, record in enumerate(chunk):
-            self.check(first + offset, record)
-
     def check(self, row: int, record: Record) -> None:
         amount = record.amount
         if amount is None or not amount.is_finite():
@@ -170,8 +147,8 @@ def _batches(
 ) -> Iterator[pa.RecordBatch]:
     first = 1
     while chunk := list(islice(records, BATCH_ROWS)):
-        checker.check_batch(first, chunk)
-        for record in chunk:
+        for row, record in enumerate(chunk, start=first):
+            checker.check(row, record)
             amount = record.amount
             if amount is not None and amount.is_finite():
                 index = record.statement
