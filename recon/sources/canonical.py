@@ -115,9 +115,9 @@ class Canonical(Problems):
 
     # -- analysis -----------------------------------------------------------------
 
-    def analyse(self) -> None:
-        """Pick decimal mark, scale and date format; raise UploadRejected on any problem."""
-        (rows,) = self.one("SELECT count(*) FROM src")
+    def analyse(self, *, rows: int) -> None:
+        """Pick decimal mark, scale and date format for the ``rows`` loaded; raise UploadRejected
+        on any problem."""
         self.grammar = self._choose_grammar(spelled=rows > SPELL_OUT_ROWS)
         g, columns = self.grammar, self.amount_columns
         unnamed = [i for i, h in enumerate(self.headers) if not h]

@@ -120,7 +120,7 @@ def ingest_file(
                     reason="empty",
                     problems=[problem("no data rows", value=", ".join(loaded.headers))],
                 )
-            canonical.analyse()
+            canonical.analyse(rows=count)
             summary = canonical.write(partial)
             schema = [
                 {"name": name, "type": kind}

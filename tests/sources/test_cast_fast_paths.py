@@ -240,3 +240,30 @@ def test_three_letters_then_the_iso_list_is_the_grammar_with_every_code_spelled_
     with_code = f"{grammar.valid_general('c')} AND regexp_matches(c, '[a-z]', 'i')"
     (coded,) = con.execute(f"SELECT count(*) FILTER (WHERE {with_code}) FROM coded").fetchone()  # noqa: S608
     assert coded > 40  # amounts with a currency code are among the sample, not only refusals
+
+
+@pytest.mark.parametrize(("threshold", "spelled"), [(100_000, False), (0, True)])
+def test_a_small_table_takes_the_letters_and_a_large_one_the_spelled_out_codes(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, threshold: int, spelled: bool
+) -> None:
+    import recon.sources.canonical as canonical
+    from recon.sources.parsing import UploadRejected, ingest_file
+
+    chosen: list[AmountGrammar] = []
+    real = canonical.Canonical._choose_grammar
+
+    def spy(self: canonical.Canonical, **kwargs: bool) -> AmountGrammar:
+        chosen.append(real(self, **kwargs))
+        return chosen[-1]
+
+    monkeypatch.setattr(canonical, "SPELL_OUT_ROWS", threshold)  # rows above it: spelled out
+    monkeypatch.setattr(canonical.Canonical, "_choose_grammar", spy)
+    src = tmp_path / "amounts.csv"
+    src.write_text("Reference,Amount,Date\nA,12 EUR,2024-01-01\nB,-3.50 eur,2024-01-02\n")
+    result = ingest_file(src, tmp_path / "out.parquet", filename="amounts.csv", temp_dir=tmp_path)
+    assert result.sums == {"EUR": "8.50"}
+    src.write_text("Reference,Amount,Date\nA,12 EUR,2024-01-01\nB,12abc,2024-01-02\n")
+    with pytest.raises(UploadRejected) as refused:
+        ingest_file(src, tmp_path / "out2.parquet", filename="amounts.csv", temp_dir=tmp_path)
+    assert refused.value.errors[0]["value"] == "12abc"
+    assert [g.spelled for g in chosen] == [spelled, spelled]
