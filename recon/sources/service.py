@@ -35,6 +35,7 @@ from recon.errors import (
 from recon.fields import name_problem
 from recon.pagination import Page, paginate
 from recon.projects.models import Project
+from recon.sources.formats import TABLE_FORMATS
 from recon.sources.models import Source, SourceProfile
 from recon.sources.parsing import IngestResult, Limits, UploadRejected, ingest_file
 from recon.sources.profiles import get_profile, merged
@@ -88,6 +89,11 @@ class Preview:
     sums: dict[str, str]
     # A statement file's statements, with their balances checked (as a source keeps them).
     statements: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def statement_file(self) -> bool:
+        """Whether the file is a bank statement (its fields fixed by the format, no options)."""
+        return self.options.get("format") not in TABLE_FORMATS
 
 
 def preview_upload(

@@ -112,6 +112,24 @@ def _path(elem: ET.Element | None, *tags: str) -> ET.Element | None:
     return elem
 
 
+class _Entry(NamedTuple):
+    """What an entry gives each of its records (a batched entry's parts override the amount)."""
+
+    statement: int
+    amount: Decimal | None
+    currency: str | None
+    indicator: str | None
+    booked: date | None
+    valued: date | None
+    text: str | None
+    kind: str | None
+
+
+def _text_at(elem: ET.Element, *tags: str) -> str | None:
+    found = _path(elem, *tags)
+    return None if found is None else found.text
+
+
 def _clean(text: str | None) -> str | None:
     """An element's text stripped, None when it has none."""
     return (text.strip() or None) if text else None
@@ -250,24 +268,6 @@ class _Reader:
             reference=_reference(end_to_end) if key != end_to_end else None,
             type=entry.kind,
         )
-
-
-class _Entry(NamedTuple):
-    """What an entry gives each of its records (a batched entry's parts override the amount)."""
-
-    statement: int
-    amount: Decimal | None
-    currency: str | None
-    indicator: str | None
-    booked: date | None
-    valued: date | None
-    text: str | None
-    kind: str | None
-
-
-def _text_at(elem: ET.Element, *tags: str) -> str | None:
-    found = _path(elem, *tags)
-    return None if found is None else found.text
 
 
 def read(path: Path, statements: list[Statement]) -> Iterator[Record]:
