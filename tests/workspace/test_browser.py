@@ -121,3 +121,37 @@ def test_a_running_job_can_be_cancelled_from_its_page(browsing: Browsing) -> Non
     page.click("#progress button:has-text('Cancel the job')")  # confirmed by the dialog handler
     page.wait_for_selector(".problem:has-text('The job cancelled.')", timeout=30_000)
     assert "cancelled" in page.inner_text("#progress")
+
+
+def test_the_exception_actions_work_without_javascript(browser, server) -> None:
+    # Before htmx has wired a freshly swapped detail, or with no script at all, an action's
+    # form is a plain POST (it was a GET of the page with the CSRF token in its URL).
+    viewport = {"width": 1280, "height": 800}
+    context = browser.new_context(java_script_enabled=False, viewport=viewport)
+    try:
+        page = context.new_page()
+        page.goto(server.base + "/login")
+        page.fill("#username", "admin")
+        page.fill("#password", server.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/login" not in url)
+        page.goto(server.base + f"/projects/{server.demo_project}/exceptions?unresolved=true")
+        exception = page.get_attribute("#detail article", "data-exception")
+        page.click("#detail button:has-text('Assign to me')")
+        page.wait_for_load_state()
+        assert "csrf_token" not in page.url
+        login = {"username": "admin", "password": server.password}
+        token = requests.post(f"{server.base}/api/auth/login", json=login, timeout=10).json()
+        me = requests.get(
+            f"{server.base}/api/auth/me",
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+            timeout=10,
+        ).json()
+        assigned = requests.get(
+            f"{server.base}/api/projects/{server.demo_project}/exceptions/{exception}",
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+            timeout=10,
+        ).json()
+        assert assigned["assignee_id"] == me["id"]
+    finally:
+        context.close()

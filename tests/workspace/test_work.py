@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import openpyxl
@@ -219,9 +220,7 @@ def test_the_header_checkbox_selects_the_page_for_a_bulk_action(browsing: Browsi
     assert total >= rows.count()
 
 
-def test_a_bank_statement_uploads_and_shows_its_balances(browsing: Browsing, tmp_path) -> None:
-    from pathlib import Path
-
+def test_a_bank_statement_uploads_and_shows_its_balances(browsing: Browsing) -> None:
     b, page, server = browsing, browsing.page, browsing.server
     pid = api(server, "POST", "/projects", json={"name": "Statements"})["id"]
     banks = Path(__file__).resolve().parents[1] / "data" / "banks"
