@@ -233,6 +233,9 @@ def test_a_bank_statement_uploads_and_shows_its_balances(browsing: Browsing) -> 
     page.wait_for_selector("#preview #statements")
     expect(page.locator("#preview .problem")).to_contain_text("1 of 2 statement(s) do not balance")
     assert "Decimal mark" not in page.inner_text("#preview .facts")  # no CSV options here
+    expect(page.locator("#hint_amount")).to_contain_text("fixed by the format: signed amount")
+    assert page.input_value("#map_amount") == ""  # never sent back as a mapping
+    b.shot("statement-preview")
     page.click("button:has-text('Upload')")
     page.wait_for_selector("h1:has-text('camt053_v04_two_statements')")
     rows = page.locator("#statements tbody tr")
